@@ -1,0 +1,1 @@
+"""Scout's Django project: settings, URLs, the WSGI entry point and the `scout` command."""

@@ -1,0 +1,1 @@
+"""Operating Scout: Prometheus metrics, structured logs and their live stream, health probes."""
