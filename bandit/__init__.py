@@ -1,0 +1,1 @@
+"""The Test domain: definitions, decisions, rewards and what Scout learned from them."""

@@ -1,0 +1,104 @@
+"""Checkpoints of what Tests learned, from Redis to the database, and their restore.
+
+Every SCOUT_CHECKPOINT_SECONDS one worker (of all workers and hosts: a Redis lease decides)
+copies each Test's durable hashes into its `Checkpoint` row. When Redis turns out to have lost a
+Test (its marker is missing but the database knows the Test), the first request that notices
+writes the checkpoint back. At most the activity since the last checkpoint is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, transaction
+from django.utils import timezone
+from redis.exceptions import RedisError
+
+from bandit import state
+from bandit.models import Checkpoint, Test
+from project.observability import metrics
+
+logger = logging.getLogger(__name__)
+
+
+def _totals(hashes: dict[str, dict[str, str]]) -> tuple[int, int]:
+    return int(float(hashes["learn"].get("u", 0))), int(hashes["stats"].get("n", 0))
+
+
+def checkpoint_all() -> int:
+    """Copy every Test that changed since its last checkpoint; answer how many were written."""
+    tests = {str(pk): pk for pk in Test.objects.values_list("pk", flat=True)}
+    exported = state.export_tests(list(tests))
+    previous = {
+        str(test_id): (updates, predictions)
+        for test_id, updates, predictions in Checkpoint.objects.values_list(
+            "test_id", "total_updates", "total_predictions"
+        )
+    }
+    changed = {
+        test_id: hashes
+        for test_id, hashes in exported.items()
+        if previous.get(test_id) != _totals(hashes)
+    }
+    now = timezone.now()
+    with transaction.atomic():
+        for test_id, hashes in changed.items():
+            updates, predictions = _totals(hashes)
+            Checkpoint.objects.update_or_create(
+                test_id=tests[test_id],
+                defaults={
+                    "data": hashes,
+                    "taken_at": now,
+                    "total_updates": updates,
+                    "total_predictions": predictions,
+                },
+            )
+    return len(changed)
+
+
+def restore(test: Test) -> bool:
+    """Refill a Test that Redis lost from its checkpoint (or mark it anew, if it has none)."""
+    checkpoint = Checkpoint.objects.filter(test=test).first()
+    hashes = checkpoint.data if checkpoint else {}
+    restored = state.restore_test(str(test.id), hashes, test.global_variant_rollout)
+    if restored:
+        metrics.STATE_RESTORES.inc()
+        logger.warning(
+            "Restored a Test that Redis had lost",
+            extra={
+                "test_id": str(test.id),
+                "checkpoint_taken_at": checkpoint.taken_at.isoformat() if checkpoint else None,
+                "restored_updates": checkpoint.total_updates if checkpoint else 0,
+            },
+        )
+    return restored
+
+
+def _loop(interval: float) -> None:
+    while True:
+        time.sleep(interval)
+        try:
+            if state.try_lock("checkpoint", interval * 0.9):
+                checkpoint_all()
+        except (RedisError, DatabaseError) as exc:
+            logger.warning("Checkpoint skipped: %s", exc)
+        except Exception:  # the loop must outlive any one bad round
+            logger.exception("Checkpoint failed")
+        finally:
+            close_old_connections()
+
+
+_started = False
+
+
+def start_background() -> None:
+    """Start this worker's checkpoint thread (once per process)."""
+    global _started
+    interval = settings.SCOUT_CHECKPOINT_SECONDS
+    if _started or interval <= 0:
+        return
+    _started = True
+    threading.Thread(target=_loop, args=(interval,), name="scout-checkpoint", daemon=True).start()

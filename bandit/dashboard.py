@@ -1,0 +1,217 @@
+"""The read side of the operator's console: what a Test's dashboard shows, assembled once.
+
+The dashboard page and its JSON refresh endpoint both call `test_dashboard`, so the first paint
+and every refresh show the same numbers, computed in one place rather than in templates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+import time
+from typing import Any
+
+import numpy as np
+from redis.exceptions import RedisError
+
+from bandit import policy, selectors, snapshots, state
+from bandit.models import Test
+from project.errors import NotFound
+
+# Charts with more points than this merge neighbouring trail buckets (a week of one-second
+# buckets would otherwise send ten thousand points per variant on every refresh).
+MAX_CHART_POINTS = 360
+# Monte Carlo draws behind the credible intervals and the probability of being best. A fixed
+# seed keeps the numbers still between refreshes while nothing was learned.
+INTERVAL_DRAWS = 4000
+INTERVAL_SEED = 20240607
+
+
+def list_counters(tests: list[Test]) -> dict[str, state.Counters] | None:
+    """The counters of a page of Tests in one round trip; None when Redis cannot answer, so
+    the list still shows the definitions."""
+    try:
+        return state.counters([str(test.id) for test in tests])
+    except RedisError:
+        return None
+
+
+def _marginal_posterior(test_id: str) -> policy.Posterior | None:
+    """Each variant's posterior of its mean reward over all visitors.
+
+    For a contextual Test the sampler's posterior is per context; the dashboard's question is
+    "which variant earns most overall", so the same sums are read without the features.
+    """
+    snapshot = snapshots.get(test_id)
+    if snapshot is None:
+        raise NotFound(f"Test {test_id} not found.")
+    stats = dataclasses.replace(snapshot.stats, feature_index={}, xtx=None, xty=None)
+    return policy.build_posterior(stats)
+
+
+def _intervals(test_id: str, variant_ids: list[int]) -> dict[int, dict[str, float]]:
+    posterior = _marginal_posterior(test_id)
+    rng = np.random.default_rng(INTERVAL_SEED)
+    low, high, wins = policy.credible_interval(posterior, {0: 1.0}, rng, draws=INTERVAL_DRAWS)
+    return {
+        variant: {
+            "interval_low": float(low[i]),
+            "interval_high": float(high[i]),
+            "probability_best": float(wins[i]),
+        }
+        for i, variant in enumerate(variant_ids)
+    }
+
+
+def _merge_factor(points: int) -> int:
+    return max(1, math.ceil(points / MAX_CHART_POINTS))
+
+
+def _series(details: dict[str, Any], variant_ids: list[int]) -> dict[str, Any]:
+    """Traffic share and mean reward per variant per bucket, over the whole trail window.
+
+    Buckets without traffic are kept (share and mean unknown: null) so the time axis is
+    regular and a quiet period shows as a gap, not as a line drawn across it.
+    """
+    granularity = details["trail_bucket_granularity_seconds"]
+    window = details["trail_time_window_minutes"] * 60
+    factor = _merge_factor(window // granularity)
+    step = granularity * factor
+    now = _now()
+    last = int(now // step) * step
+    starts = list(range(last - (window // step - 1) * step, last + step, step))
+    index = {start: i for i, start in enumerate(starts)}
+
+    def empty() -> dict[int, list[float]]:
+        return {variant: [0.0] * len(starts) for variant in variant_ids}
+
+    predictions, updates, sums = empty(), empty(), empty()
+    for entry in details["prediction_trail"]:
+        slot = index.get(int(_epoch(entry["timestamp"]) // step) * step)
+        if slot is not None and entry["variant_id"] in predictions:
+            predictions[entry["variant_id"]][slot] += entry["count"]
+    for entry in details["update_trail"]:
+        slot = index.get(int(_epoch(entry["timestamp"]) // step) * step)
+        if slot is not None and entry["variant_id"] in updates:
+            updates[entry["variant_id"]][slot] += entry["count"]
+            sums[entry["variant_id"]][slot] += entry["reward_sum"]
+
+    totals = [sum(predictions[v][i] for v in variant_ids) for i in range(len(starts))]
+    share = {
+        variant: [
+            round(predictions[variant][i] / totals[i], 4) if totals[i] else None
+            for i in range(len(starts))
+        ]
+        for variant in variant_ids
+    }
+    mean = {
+        variant: [
+            round(sums[variant][i] / updates[variant][i], 4) if updates[variant][i] else None
+            for i in range(len(starts))
+        ]
+        for variant in variant_ids
+    }
+    return {
+        "timestamps": [selectors.iso(start) for start in starts],
+        "bucket_seconds": step,
+        "merged_buckets": factor,
+        "traffic_share": {str(v): share[v] for v in variant_ids},
+        "mean_reward": {str(v): mean[v] for v in variant_ids},
+        "predictions": {str(v): [int(x) for x in predictions[v]] for v in variant_ids},
+        "rewards": {str(v): [int(x) for x in updates[v]] for v in variant_ids},
+    }
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _epoch(timestamp: str) -> float:
+    return dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
+def test_dashboard(test_id: str) -> dict[str, Any]:
+    """Everything a Test's dashboard shows: totals, per variant performance with 95% credible
+    intervals and the probability of being best, chart series over the trail window, and for a
+    contextual Test the per feature value table."""
+    details = selectors.test_details(test_id)
+    labels = {int(key): label for key, label in details["variants"].items()}
+    variant_ids = sorted(labels)
+    intervals = _intervals(details["cb_model_id"], variant_ids)
+    rollout = details["global_variant_rollout"]
+    variants = []
+    for variant in variant_ids:
+        summary = details["performance_summary"][str(variant)]
+        variants.append(
+            {
+                "variant_id": variant,
+                "label": str(labels[variant]),
+                "predictions": summary["predictions"],
+                "traffic_share": summary["current_prediction_ratio"],
+                "rewards": summary["updates"],
+                "reward_sum": summary["reward_sum"],
+                "mean_reward": summary["average_reward"],
+                **intervals[variant],
+                "rolled_out": rollout == variant,
+            }
+        )
+    analysis = details["context_feature_analysis"]
+    return {
+        "test_id": details["cb_model_id"],
+        "name": details["name"],
+        "created_at": details["created_at"],
+        "last_prediction_at": details["last_prediction_at"],
+        "last_update_at": details["last_update_at"],
+        "is_active": details["is_active"],
+        "global_variant_rollout": rollout,
+        "global_variant_label": str(labels[rollout]) if rollout is not None else None,
+        "total_predictions": details["total_predictions"],
+        "total_updates": details["total_updates"],
+        "minimum_update_requests": details["minimum_update_requests_for_stats"],
+        "learning": details["total_updates"] >= details["minimum_update_requests_for_stats"],
+        "trail_time_window_minutes": details["trail_time_window_minutes"],
+        "trail_bucket_granularity_seconds": details["trail_bucket_granularity_seconds"],
+        "exploitation": details["exploitation_exploration_ratio"],
+        "variants": variants,
+        "series": _series(details, variant_ids),
+        "features": _feature_rows(analysis, labels),
+        "vocabulary": (
+            {
+                "size": analysis["vocabulary_size"],
+                "limit": analysis["vocabulary_limit"],
+                "overflowed": analysis["overflowed_features"],
+            }
+            if analysis
+            else None
+        ),
+    }
+
+
+def _feature_rows(analysis: dict[str, Any], labels: dict[int, str | int]) -> list[dict]:
+    """One row per feature value, with each variant's traffic share and mean reward there."""
+    rows = []
+    for feature in analysis.get("features", []):
+        cells = []
+        for variant in sorted(labels):
+            entry = feature["variants"][str(variant)]
+            cells.append(
+                {
+                    "variant_id": variant,
+                    "label": str(labels[variant]),
+                    "traffic_share": entry["traffic_share"],
+                    "predictions": entry["predictions"],
+                    "rewards": entry["updates"],
+                    "mean_reward": entry["mean_reward"],
+                }
+            )
+        rows.append(
+            {
+                "key": feature["key"],
+                "value": feature["value"],
+                "kind": feature["kind"],
+                "predictions": feature["predictions"],
+                "variants": cells,
+            }
+        )
+    return rows

@@ -1,0 +1,60 @@
+"""Test definitions. The database is the source of truth for what a Test is; Redis holds what
+it has learned (see `bandit.state`)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+
+class Test(models.Model):
+    """One self-optimizing A/B test: a name and its variants (id -> label)."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=10_000)
+    # {"0": "Variant A", "1": 2}: ids are non-negative integers (as JSON object keys), labels
+    # are strings or integers. Immutable after creation, which lets workers cache definitions.
+    variants = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    trail_time_window_minutes = models.PositiveIntegerField()
+    trail_bucket_granularity_seconds = models.PositiveIntegerField()
+    minimum_update_requests = models.PositiveIntegerField()
+    # The variant id every visitor gets while a global rollout is in force.
+    global_variant_rollout = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "Test"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        """A Test learns and samples unless a variant has been rolled out to everyone."""
+        return self.global_variant_rollout is None
+
+    def variant_ids(self) -> list[int]:
+        return sorted(int(key) for key in self.variants)
+
+    def label_of(self, variant_id: int) -> str | int:
+        return self.variants[str(variant_id)]
+
+
+class Checkpoint(models.Model):
+    """A Test's learned statistics, copied from Redis every few seconds, so that a Redis that
+    lost its data (flushed, or replaced by an empty server) can be refilled. What happened
+    since the last copy is what such a loss costs."""
+
+    test = models.OneToOneField(Test, on_delete=models.CASCADE, related_name="checkpoint")
+    data = models.JSONField()
+    taken_at = models.DateTimeField()
+    total_updates = models.PositiveBigIntegerField(default=0)
+    total_predictions = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"Checkpoint of {self.test_id} at {self.taken_at:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,248 @@
+"""Thompson sampling, as pure numpy: no Django, no Redis, unit-testable alone.
+
+Everything the policy needs is a set of additive sufficient statistics per variant (counts,
+sums, sums of squares and, for contextual Tests, X^T X and X^T y over an encoded context). Sums
+are what make lock-free learning across workers possible: each reward adds to them atomically in
+Redis, and every worker rebuilds its posterior from the same sums.
+
+Models:
+- Non-contextual, 0/1 rewards: Beta-Bernoulli with a Beta(1, 1) prior.
+- Non-contextual, real-valued rewards: Normal with unknown mean and variance
+  (Normal-Inverse-Gamma prior).
+- Contextual: Bayesian linear regression per variant over a bias plus the encoded context, with
+  a Normal-Inverse-Gamma prior and the full posterior covariance. For one decision only the
+  predicted reward x^T beta matters, whose posterior is a scaled Student-t; we draw it directly
+  instead of drawing all of beta.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Priors. Rewards on any scale work: the data dominate after a handful of observations.
+NIG_MEAN = 0.0  # prior mean of a variant's reward (non-contextual, real-valued)
+NIG_KAPPA = 1.0  # weight of that prior mean, in observations
+NIG_ALPHA = 1.0  # shape of the Inverse-Gamma prior on the noise variance
+NIG_BETA = 0.25  # scale of that prior (0.25 is the largest variance of a 0/1 reward)
+RIDGE = 1.0  # precision of the prior on each regression weight (in units of the noise)
+
+ContextValue = str | int | float | bool | None
+
+
+def feature_name(key: str, value: ContextValue) -> tuple[str, float] | None:
+    """Encode one context entry as (feature name, value), or None when it carries nothing.
+
+    Strings and booleans are one-hot ("colour is red" is a feature of its own, with value 1);
+    numbers are used as they are. Names are JSON so that no key or value can collide with
+    another: ["colour", "red"] for a category, ["age"] for a number.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool | str):
+        return json.dumps([key, value], ensure_ascii=False, separators=(",", ":")), 1.0
+    return json.dumps([key], ensure_ascii=False, separators=(",", ":")), float(value)
+
+
+def encode_context(context: Mapping[str, ContextValue] | None) -> dict[str, float]:
+    """All features of a context, by name. Any key counts, whatever it is called."""
+    features: dict[str, float] = {}
+    for key, value in (context or {}).items():
+        encoded = feature_name(key, value)
+        if encoded is not None:
+            features[encoded[0]] = encoded[1]
+    return features
+
+
+@dataclass
+class LearnedStats:
+    """The sufficient statistics of one Test, as read from Redis.
+
+    `xtx[v]` and `xty[v]` are over the feature vector [1 (bias), x_1, ..., x_{d-1}], where feature
+    `i` is named by `feature_index`; they are None for a Test that never saw a context.
+    """
+
+    variant_ids: list[int]
+    updates: np.ndarray
+    reward_sum: np.ndarray
+    reward_sq_sum: np.ndarray
+    non_binary_rewards: int = 0
+    feature_index: dict[str, int] = field(default_factory=dict)
+    xtx: np.ndarray | None = None
+    xty: np.ndarray | None = None
+
+    @property
+    def total_updates(self) -> int:
+        return int(self.updates.sum())
+
+    @property
+    def contextual(self) -> bool:
+        return self.xtx is not None
+
+    @classmethod
+    def empty(cls, variant_ids: list[int]) -> LearnedStats:
+        zeros = np.zeros(len(variant_ids))
+        return cls(variant_ids, zeros.copy(), zeros.copy(), zeros.copy())
+
+
+class Posterior:
+    """The posterior over each variant's expected reward, for a given context."""
+
+    def sample(self, x: dict[int, float], rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+    def mean(self, x: dict[int, float]) -> np.ndarray:
+        raise NotImplementedError
+
+    def sample_and_mean(
+        self, x: dict[int, float], rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One draw and the posterior mean, which every decision needs together."""
+        return self.sample(x, rng), self.mean(x)
+
+
+class BetaBernoulli(Posterior):
+    def __init__(self, stats: LearnedStats) -> None:
+        self.alpha = 1.0 + stats.reward_sum
+        self.beta = 1.0 + stats.updates - stats.reward_sum
+
+    def sample(self, x: dict[int, float], rng: np.random.Generator) -> np.ndarray:
+        return rng.beta(self.alpha, self.beta)
+
+    def mean(self, x: dict[int, float]) -> np.ndarray:
+        return self.alpha / (self.alpha + self.beta)
+
+
+class NormalInverseGamma(Posterior):
+    """Unknown mean and variance per variant; the marginal of the mean is a Student-t."""
+
+    def __init__(self, stats: LearnedStats) -> None:
+        n = stats.updates
+        mean_y = np.divide(stats.reward_sum, n, out=np.zeros_like(n), where=n > 0)
+        spread = np.maximum(stats.reward_sq_sum - n * mean_y**2, 0.0)
+        self.kappa = NIG_KAPPA + n
+        self.mu = (NIG_KAPPA * NIG_MEAN + stats.reward_sum) / self.kappa
+        self.alpha = NIG_ALPHA + n / 2.0
+        self.beta = (
+            NIG_BETA + 0.5 * spread + NIG_KAPPA * n * (mean_y - NIG_MEAN) ** 2 / (2.0 * self.kappa)
+        )
+
+    def sample(self, x: dict[int, float], rng: np.random.Generator) -> np.ndarray:
+        variance = self.beta / rng.gamma(self.alpha)  # sigma^2 ~ Inverse-Gamma(alpha, beta)
+        return self.mu + np.sqrt(variance / self.kappa) * rng.standard_normal(len(self.mu))
+
+    def mean(self, x: dict[int, float]) -> np.ndarray:
+        return self.mu
+
+
+class LinearRegression(Posterior):
+    """Bayesian linear regression per variant with a Normal-Inverse-Gamma prior.
+
+    Prior: beta | s2 ~ N(0, s2 / RIDGE * I), s2 ~ IG(NIG_ALPHA, NIG_BETA). With
+    A = RIDGE * I + X^T X and m = A^-1 X^T y, the posterior is beta | s2 ~ N(m, s2 A^-1) and
+    s2 ~ IG(NIG_ALPHA + n / 2, NIG_BETA + (y^T y - m^T A m) / 2).
+    """
+
+    def __init__(self, stats: LearnedStats) -> None:
+        assert stats.xtx is not None and stats.xty is not None
+        dims = stats.xtx.shape[1]
+        precision = stats.xtx + RIDGE * np.eye(dims)
+        self.covariance = np.linalg.inv(precision)
+        self.weights = np.einsum("vij,vj->vi", self.covariance, stats.xty)
+        fitted = np.einsum("vi,vi->v", self.weights, stats.xty)  # m^T A m == m^T X^T y
+        self.alpha = NIG_ALPHA + stats.updates / 2.0
+        self.beta = NIG_BETA + 0.5 * np.maximum(stats.reward_sq_sum - fitted, 0.0)
+
+    def _project(self, x: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
+        index = np.fromiter(x.keys(), dtype=np.intp, count=len(x))
+        values = np.fromiter(x.values(), dtype=float, count=len(x))
+        mean = self.weights[:, index] @ values
+        cov = self.covariance[:, index][:, :, index]
+        spread = np.einsum("i,vij,j->v", values, cov, values)
+        return mean, spread
+
+    def sample(self, x: dict[int, float], rng: np.random.Generator) -> np.ndarray:
+        return self.sample_and_mean(x, rng)[0]
+
+    def mean(self, x: dict[int, float]) -> np.ndarray:
+        return self._project(x)[0]
+
+    def sample_and_mean(
+        self, x: dict[int, float], rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        # One projection serves both: it is most of a contextual decision's numpy time.
+        mean, spread = self._project(x)
+        variance = self.beta / rng.gamma(self.alpha)
+        return mean + np.sqrt(variance * spread) * rng.standard_normal(len(mean)), mean
+
+
+def build_posterior(stats: LearnedStats) -> Posterior:
+    """Pick the model the data call for: contextual once a context was learned from, else Beta
+    for 0/1 rewards and Normal-Inverse-Gamma as soon as one reward is anything else."""
+    if stats.contextual:
+        return LinearRegression(stats)
+    if stats.non_binary_rewards:
+        return NormalInverseGamma(stats)
+    return BetaBernoulli(stats)
+
+
+def feature_vector(features: Mapping[str, float], index: Mapping[str, int]) -> dict[int, float]:
+    """The sparse vector [bias, features known to the model]; unknown features are ignored."""
+    vector = {0: 1.0}
+    for name, value in features.items():
+        position = index.get(name)
+        if position is not None:
+            vector[position] = value
+    return vector
+
+
+@dataclass(frozen=True)
+class Choice:
+    index: int  # position in LearnedStats.variant_ids
+    exploit: bool  # the choice is also the variant with the best posterior mean
+
+
+def choose(
+    posterior: Posterior,
+    x: dict[int, float],
+    rng: np.random.Generator,
+    *,
+    uniform: bool,
+    variants: int,
+) -> Choice:
+    """Thompson sampling: draw each variant's reward from its posterior and take the best.
+
+    While `uniform` (too few rewards yet), every variant is equally likely.
+    """
+    if uniform:
+        return Choice(int(rng.integers(variants)), exploit=False)
+    draws, means = posterior.sample_and_mean(x, rng)
+    best = int(np.argmax(draws))
+    return Choice(best, exploit=bool(means[best] >= means.max()))
+
+
+def credible_interval(
+    posterior: Posterior, x: dict[int, float], rng: np.random.Generator, draws: int = 2000
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The 95% credible interval of each variant's mean reward and its probability of being
+    best, by Monte Carlo over the posterior."""
+    samples = np.stack([posterior.sample(x, rng) for _ in range(draws)])
+    low, high = np.percentile(samples, [2.5, 97.5], axis=0)
+    wins = np.bincount(samples.argmax(axis=1), minlength=samples.shape[1]) / draws
+    return low, high, wins
+
+
+def is_number(value: object, limit: float) -> bool:
+    """A JSON number (not a boolean) that is finite and at most `limit` in magnitude.
+
+    Integers are compared as integers: JSON allows 10**400, which no float can hold.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(value, int):
+        return abs(value) <= limit
+    return math.isfinite(value) and abs(value) <= limit
