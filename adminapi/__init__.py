@@ -1,0 +1,1 @@
+"""System administration: API protection, tokens, configuration, Redis, and the audit log."""
