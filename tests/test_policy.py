@@ -1,0 +1,148 @@
+"""The policy math against closed forms (pure numpy, no server)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bandit import policy
+
+
+def stats_from(variant_rewards: list[list[float]]) -> policy.LearnedStats:
+    rewards = [np.asarray(r, dtype=float) for r in variant_rewards]
+    return policy.LearnedStats(
+        variant_ids=list(range(len(rewards))),
+        updates=np.array([len(r) for r in rewards], dtype=float),
+        reward_sum=np.array([r.sum() for r in rewards]),
+        reward_sq_sum=np.array([(r**2).sum() for r in rewards]),
+        non_binary_rewards=sum(int(((r != 0) & (r != 1)).sum()) for r in rewards),
+    )
+
+
+def test_context_encoding_is_one_hot_for_categories_and_raw_for_numbers():
+    features = policy.encode_context(
+        {"colour": "red", "vip": True, "age": 31, "score": 0.5, "missing": None}
+    )
+    assert features == {
+        '["colour","red"]': 1.0,
+        '["vip",true]': 1.0,
+        '["age"]': 31.0,
+        '["score"]': 0.5,
+    }
+    # keys and values cannot collide, whatever they contain
+    assert policy.encode_context({'a","b': "c"}) != policy.encode_context({"a": 'b","c'})
+
+
+def test_feature_vector_has_a_bias_and_ignores_unknown_features():
+    index = {'["colour","red"]': 1, '["age"]': 2}
+    vector = policy.feature_vector({'["colour","red"]': 1.0, '["city","x"]': 1.0}, index)
+    assert vector == {0: 1.0, 1: 1.0}
+
+
+def test_beta_bernoulli_matches_the_conjugate_update():
+    stats = stats_from([[1, 0, 1, 1], [0, 0]])
+    posterior = policy.build_posterior(stats)
+    assert isinstance(posterior, policy.BetaBernoulli)
+    np.testing.assert_allclose(posterior.alpha, [1 + 3, 1 + 0])
+    np.testing.assert_allclose(posterior.beta, [1 + 1, 1 + 2])
+    rng = np.random.default_rng(0)
+    draws = np.stack([posterior.sample({}, rng) for _ in range(20000)])
+    np.testing.assert_allclose(draws.mean(axis=0), [4 / 6, 1 / 4], atol=0.01)
+
+
+def test_normal_inverse_gamma_matches_the_closed_form():
+    rewards = [[3.0, 5.0, 4.0, 6.5], [10.0]]
+    posterior = policy.build_posterior(stats_from(rewards))
+    assert isinstance(posterior, policy.NormalInverseGamma)
+    for v, data in enumerate(rewards):
+        y = np.asarray(data)
+        n, mean = len(y), y.mean()
+        kappa = policy.NIG_KAPPA + n
+        mu = (policy.NIG_KAPPA * policy.NIG_MEAN + y.sum()) / kappa
+        alpha = policy.NIG_ALPHA + n / 2
+        beta = (
+            policy.NIG_BETA
+            + 0.5 * ((y - mean) ** 2).sum()
+            + policy.NIG_KAPPA * n * (mean - policy.NIG_MEAN) ** 2 / (2 * kappa)
+        )
+        assert posterior.kappa[v] == pytest.approx(kappa)
+        assert posterior.mu[v] == pytest.approx(mu)
+        assert posterior.alpha[v] == pytest.approx(alpha)
+        assert posterior.beta[v] == pytest.approx(beta)
+    # the marginal of the mean is Student-t: variance beta / ((alpha - 1) kappa)
+    rng = np.random.default_rng(1)
+    draws = np.stack([posterior.sample({}, rng) for _ in range(40000)])
+    first = draws[:, 0]
+    assert first.mean() == pytest.approx(posterior.mu[0], abs=0.05)
+    expected_var = posterior.beta[0] / ((posterior.alpha[0] - 1) * posterior.kappa[0])
+    assert first.var() == pytest.approx(expected_var, rel=0.1)
+
+
+def _linear_stats(xs: list[np.ndarray], ys: list[np.ndarray]) -> policy.LearnedStats:
+    stats = stats_from([list(y) for y in ys])
+    stats.xtx = np.stack([x.T @ x for x in xs])
+    stats.xty = np.stack([x.T @ y for x, y in zip(xs, ys, strict=True)])
+    return stats
+
+
+def test_linear_regression_matches_the_closed_form():
+    rng = np.random.default_rng(2)
+    xs, ys = [], []
+    for true in ([0.2, 0.5, -0.1], [0.6, -0.3, 0.2]):
+        x = np.column_stack([np.ones(200), rng.integers(0, 2, 200), rng.normal(size=200)])
+        xs.append(x)
+        ys.append(x @ np.asarray(true) + rng.normal(scale=0.3, size=200))
+    stats = _linear_stats(xs, ys)
+    posterior = policy.build_posterior(stats)
+    assert isinstance(posterior, policy.LinearRegression)
+    for v in range(2):
+        precision = xs[v].T @ xs[v] + policy.RIDGE * np.eye(3)
+        mean = np.linalg.solve(precision, xs[v].T @ ys[v])
+        np.testing.assert_allclose(posterior.weights[v], mean, rtol=1e-9)
+        np.testing.assert_allclose(posterior.covariance[v], np.linalg.inv(precision), rtol=1e-9)
+        residual = ys[v] @ ys[v] - mean @ precision @ mean
+        assert posterior.alpha[v] == pytest.approx(policy.NIG_ALPHA + 100)
+        assert posterior.beta[v] == pytest.approx(policy.NIG_BETA + residual / 2)
+
+    # x^T beta is Student-t with mean x^T m and variance beta/(alpha-1) * x^T A^-1 x
+    x = {0: 1.0, 1: 1.0, 2: 0.5}
+    vector = np.array([1.0, 1.0, 0.5])
+    draws = np.stack([posterior.sample(x, rng) for _ in range(40000)])
+    for v in range(2):
+        expected_mean = vector @ posterior.weights[v]
+        expected_var = (
+            posterior.beta[v]
+            / (posterior.alpha[v] - 1)
+            * (vector @ posterior.covariance[v] @ vector)
+        )
+        assert draws[:, v].mean() == pytest.approx(expected_mean, abs=0.01)
+        assert draws[:, v].var() == pytest.approx(expected_var, rel=0.1)
+    np.testing.assert_allclose(posterior.mean(x), [vector @ w for w in posterior.weights])
+
+
+def test_the_model_follows_the_data():
+    assert isinstance(policy.build_posterior(stats_from([[0, 1], [1]])), policy.BetaBernoulli)
+    assert isinstance(
+        policy.build_posterior(stats_from([[0, 1], [0.5]])), policy.NormalInverseGamma
+    )
+    empty = policy.LearnedStats.empty([0, 1, 2])
+    assert isinstance(policy.build_posterior(empty), policy.BetaBernoulli)
+
+
+def test_choose_is_uniform_before_the_minimum_and_greedy_in_the_limit():
+    rng = np.random.default_rng(3)
+    sure = policy.build_posterior(stats_from([[1] * 500, [0] * 500, [0] * 500]))
+    uniform = [policy.choose(sure, {}, rng, uniform=True, variants=3).index for _ in range(3000)]
+    counts = np.bincount(uniform, minlength=3)
+    assert (counts > 900).all(), counts
+    choices = [policy.choose(sure, {}, rng, uniform=False, variants=3) for _ in range(200)]
+    assert all(c.index == 0 and c.exploit for c in choices)
+
+
+def test_credible_interval_and_probability_of_being_best():
+    rng = np.random.default_rng(4)
+    posterior = policy.build_posterior(stats_from([[1] * 60 + [0] * 40, [1] * 40 + [0] * 60]))
+    low, high, best = policy.credible_interval(posterior, {}, rng)
+    assert low[0] < 61 / 102 < high[0]
+    assert high[0] - low[0] == pytest.approx(2 * 1.96 * np.sqrt(0.6 * 0.4 / 102), rel=0.15)
+    assert best[0] > 0.95 and best.sum() == pytest.approx(1.0)
