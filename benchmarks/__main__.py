@@ -1,0 +1,142 @@
+"""Run every benchmark: `python -m benchmarks [--short|--full] [--only NAME ...]`.
+
+Prints the tables, and writes `results/results.json`, `results/summary.md` and PNG plots into
+`benchmarks/results/`. Short mode takes a few minutes; full mode about a quarter of an hour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import e2e, footprint, quality, report, serving
+
+RESULTS = Path(__file__).with_name("results")
+
+MODES = {
+    "short": {
+        "serving_seconds": 5,
+        "serving_rounds": 1,
+        "history_decisions": 100_000,
+        "history_seconds": 4,
+        "history_rounds": 4,
+        "quality_horizon": 4_000,
+        "quality_seeds": 4,
+        "e2e_horizon": 1_000,
+    },
+    "full": {
+        "serving_seconds": 10,
+        "serving_rounds": 2,
+        "history_decisions": 1_000_000,
+        "history_seconds": 5,
+        "history_rounds": 6,
+        "quality_horizon": 10_000,
+        "quality_seeds": 8,
+        "e2e_horizon": 3_000,
+    },
+}
+PARTS = ("serving", "footprint", "quality", "e2e")
+
+
+def machine() -> dict[str, object]:
+    return {
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="benchmarks", description=__doc__.splitlines()[0])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--short", action="store_const", dest="mode", const="short")
+    group.add_argument("--full", action="store_const", dest="mode", const="full")
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS))
+    options = parser.parse_args()
+    mode = options.mode or "short"
+    config = MODES[mode]
+    RESULTS.mkdir(exist_ok=True)
+    results: dict[str, object] = {"mode": mode, "config": config, "machine": machine()}
+    sections: list[str] = []
+    began = time.monotonic()
+
+    def section(title: str, body: str) -> None:
+        print(f"\n## {title}\n\n{body}\n", flush=True)
+        sections.append(f"### {title}\n\n{body}\n")
+
+    serving_result = history_result = memory_result = None
+    if "serving" in options.only:
+        print("Serving: Scout and the baseline under the same loads", flush=True)
+        serving_result = serving.benchmark(
+            seconds=config["serving_seconds"], rounds=config["serving_rounds"]
+        )
+        results["serving"] = serving_result
+        report.serving_plot(serving_result, RESULTS)
+        section("Serving: Scout as a ratio of the baseline", report.serving_table(serving_result))
+    if "footprint" in options.only:
+        print("Footprint: a long history, Redis memory, worker memory", flush=True)
+        history_result = footprint.history(
+            decisions=config["history_decisions"],
+            seconds=config["history_seconds"],
+            rounds=config["history_rounds"],
+            log=print,
+        )
+        memory_result = footprint.worker_memory(tests=1000, variants=10, log=print)
+        results["history"], results["worker_memory"] = history_result, memory_result
+    if serving_result and history_result and memory_result:
+        targets = footprint.targets(history_result, memory_result, serving_result)
+        results["targets"] = targets
+        section("Targets", report.footprint_table(targets))
+    if "quality" in options.only:
+        print("Quality: simulated Tests, Scout's policy code and the references", flush=True)
+        summary, curves = quality.benchmark(
+            horizon=config["quality_horizon"], seeds=config["quality_seeds"]
+        )
+        results["quality"] = summary
+        report.regret_plots(curves, summary, RESULTS)
+        section(
+            f"Decision quality ({summary['seeds']} seeds, {summary['horizon']:,} decisions)",
+            report.quality_verdicts(summary),
+        )
+        sections.append(report.quality_table(summary) + "\n")
+    if "e2e" in options.only:
+        print("End to end: the two-colour Test through the HTTP API", flush=True)
+        e2e_result = e2e.benchmark(horizon=config["e2e_horizon"])
+        results["e2e"] = e2e_result
+        http, sim = e2e_result["http"], e2e_result["simulation"]
+        section(
+            "End to end through the HTTP API (two colours, one seed)",
+            report._table(
+                ["run", "mean reward", "regret"],
+                [
+                    ["`scout serve` over HTTP", http["mean_reward"], http["regret"]],
+                    ["policy code in simulation", sim["mean_reward"], sim["regret"]],
+                    ["uniform random (expected)", "", e2e_result["uniform_regret_expected"]],
+                ],
+            ),
+        )
+    results["seconds"] = round(time.monotonic() - began, 1)
+    (RESULTS / "results.json").write_text(json.dumps(results, indent=2, default=_plain))
+    header = (
+        f"Mode `{mode}`, {results['seconds']:.0f} s, on {machine()['cpus']} CPUs "
+        f"({machine()['system']}, Python {machine()['python']}).\n\n"
+    )
+    (RESULTS / "summary.md").write_text(header + "\n".join(sections))
+    print(f"\nWrote {RESULTS}/results.json, summary.md and plots ({results['seconds']:.0f} s).")
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(type(value))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""Footprints: latency with a long history, Redis memory per stored decision, worker memory."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from benchmarks import serving
+from benchmarks.servers import ROOT, Scout
+
+PROCESSES = 2  # prefill processes in parallel, one per core
+
+
+def _prefill(scout: Scout, kind: str, test_id: str, total: int) -> float:
+    """Run the prefill in parallel processes; answer the wall time."""
+    share = total // PROCESSES
+    env = {**scout.env(), "DJANGO_SETTINGS_MODULE": "project.settings"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.prefill", kind, test_id, str(i * share), str(share)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(PROCESSES)
+    ]
+    outputs = [json.loads(proc.communicate()[0]) for proc in procs]
+    if any(proc.returncode for proc in procs):
+        raise RuntimeError("prefill failed")
+    return max(output["seconds"] for output in outputs)
+
+
+def history(*, decisions: int, seconds: float, rounds: int, log: Callable[[str], None]) -> dict:
+    """p50 of decisions on a Test with `decisions` decisions and rewards behind it, against a
+    fresh Test on the same server; and Redis memory per stored decision (four-key context)."""
+    with Scout() as scout:
+        old, fresh = scout.create_test(3), scout.create_test(3)
+        client = scout.redis()
+        before = client.info("memory")["used_memory"]
+        decide_seconds = _prefill(scout, "decide", old, decisions)
+        after = client.info("memory")["used_memory"]
+        sample = [
+            client.memory_usage(key)
+            for key, _ in zip(
+                client.scan_iter(match="*:c:*", count=1000), range(2000), strict=False
+            )
+        ]
+        log(
+            f"  {decisions} decisions stored in {decide_seconds:.0f}s: "
+            f"{(after - before) / decisions:.0f} bytes each"
+        )
+        reward_seconds = _prefill(scout, "reward", old, decisions)
+        log(f"  {decisions} rewards applied in {reward_seconds:.0f}s")
+        # The fresh Test learns a little first, so both use the contextual posterior.
+        serving.run_wrk(scout, fresh, "mixed", 8, 3)
+        serving.run_wrk(scout, old, "decide", 8, 2)
+        p50: dict[str, list[float]] = {"fresh": [], "history": []}
+        for round_index in range(rounds):
+            order = [("fresh", fresh), ("history", old)]
+            for name, test_id in order if round_index % 2 == 0 else order[::-1]:
+                run = serving.run_wrk(scout, test_id, "decide", 8, seconds)
+                p50[name].append(run.p50_ms)
+                log(f"  {name:8} p50 {run.p50_ms:.2f} ms ({run.rps:.0f} req/s)")
+        fresh_p50, old_p50 = statistics.median(p50["fresh"]), statistics.median(p50["history"])
+        return {
+            "decisions_and_rewards": decisions,
+            "prefill": "services.recommend and services.record_rewards (batches of 1,000), "
+            f"{PROCESSES} processes, no HTTP",
+            "prefill_seconds": {"decisions": decide_seconds, "rewards": reward_seconds},
+            "p50_ms_fresh": p50["fresh"],
+            "p50_ms_history": p50["history"],
+            "p50_ratio": round(old_p50 / fresh_p50, 3),
+            "redis_bytes_per_decision": round((after - before) / decisions, 1),
+            "memory_usage_per_context_key": round(statistics.mean(sample), 1),
+        }
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def worker_memory(*, tests: int, variants: int, log: Callable[[str], None]) -> dict:
+    """RSS of one worker that has loaded `tests` contextual Tests of `variants` variants."""
+    with Scout(extra_env={"SCOUT_WORKERS": "1"}) as scout:
+        (worker,) = scout.worker_pids()
+        idle = _rss_mb(worker)
+        with httpx.Client(base_url=scout.url, timeout=30) as client:
+            ids = [scout.create_test(variants) for _ in range(tests)]
+            for n, test_id in enumerate(ids):
+                updates = [
+                    {
+                        "variant_id": i % variants,
+                        "reward": (i + n) % 2,
+                        "context": {"device": ("mobile", "desktop")[i % 2], "plan": "a", "n": i},
+                    }
+                    for i in range(20)
+                ]
+                client.post(f"/api/update_model/{test_id}", json={"updates": updates})
+            for test_id in ids:
+                body = {"cb_model_id": test_id, "context": {"device": "mobile", "plan": "a"}}
+                response = client.post("/api/fetch_recommended_variant", json=body)
+                response.raise_for_status()
+        loaded = _rss_mb(worker)
+        log(f"  worker RSS {idle:.0f} MB idle, {loaded:.0f} MB with {tests} Tests loaded")
+        return {"tests": tests, "variants": variants, "idle_mb": idle, "loaded_mb": loaded}
+
+
+def targets(history_result: dict[str, Any], memory: dict[str, Any], serving_result: dict) -> list:
+    """The issue's targets next to what this run measured."""
+    by = {(row["load"], row["concurrency"]): row for row in serving_result["comparison"]}
+    decide32 = by[("decide", 32)]
+    decide_ratio = min(by[("decide", 8)]["throughput_ratio"], decide32["throughput_ratio"])
+    items = [
+        (
+            "decision throughput / baseline (worst of c=8, c=32)",
+            decide_ratio,
+            ">= 0.70",
+            decide_ratio >= 0.7,
+        ),
+        (
+            "decision p99 at 32 connections",
+            f"{decide32['scout_p99_ms']:.1f} ms",
+            "< 50 ms",
+            decide32["scout_p99_ms"] < 50,
+        ),
+        (
+            f"decision p50 after {history_result['decisions_and_rewards']:,} decisions and "
+            "rewards / fresh Test",
+            history_result["p50_ratio"],
+            "<= 1.10",
+            history_result["p50_ratio"] <= 1.10,
+        ),
+        (
+            "Redis memory per stored decision (four-key context)",
+            f"{history_result['redis_bytes_per_decision']:.0f} bytes",
+            "< 300 bytes",
+            history_result["redis_bytes_per_decision"] < 300,
+        ),
+        (
+            f"worker RSS with {memory['tests']:,} Tests of {memory['variants']} variants",
+            f"{memory['loaded_mb']:.0f} MB",
+            "< 150 MB",
+            memory["loaded_mb"] < 150,
+        ),
+    ]
+    return [
+        {"figure": figure, "measured": measured, "target": target, "met": "yes" if ok else "no"}
+        for figure, measured, target, ok in items
+    ]

@@ -1,0 +1,60 @@
+"""Fill a Test's Redis state fast through Scout's own service layer (no HTTP).
+
+Run inside a Scout deployment's environment (SCOUT_DATA_DIR of a running `scout serve`):
+`python -m benchmarks.prefill decide|reward TEST_ID START COUNT`. Decisions go through
+`services.recommend` (validation, the snapshot, a Thompson sample and the decision script);
+rewards through `services.record_rewards` in batches of 1,000 by request id, which is what
+`update_model` calls. Only the HTTP layer is skipped, so a million of each takes minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+DEVICES, COUNTRIES, PLANS = ("mobile", "desktop", "tablet"), ("de", "fr", "us", "uk"), ("a", "b")
+
+
+def request_id(n: int) -> str:
+    """As long as a typical client's id (a UUID's 32 hex digits)."""
+    return f"{n:032x}"
+
+
+def context(n: int) -> dict[str, object]:
+    """Four keys: three categories and a number."""
+    return {
+        "device": DEVICES[n % 3],
+        "country": COUNTRIES[n % 4],
+        "plan": PLANS[n % 2],
+        "visits": n % 17,
+    }
+
+
+def main() -> None:
+    kind, test_id, start, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    import django
+
+    django.setup()
+    from bandit import services
+
+    began = time.perf_counter()
+    if kind == "decide":
+        for n in range(start, start + count):
+            services.recommend(test_id, context=context(n), request_id=request_id(n))
+    else:
+        for first in range(start, start + count, 1000):
+            last = min(first + 1000, start + count)
+            updates = [
+                {"request_id": request_id(n), "reward": n % 3 == 0} for n in range(first, last)
+            ]
+            for update in updates:
+                update["reward"] = int(update["reward"])
+            services.record_rewards(test_id, updates)
+    print(json.dumps({"kind": kind, "count": count, "seconds": time.perf_counter() - began}))
+
+
+if __name__ == "__main__":
+    main()

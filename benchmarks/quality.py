@@ -1,0 +1,478 @@
+"""Decision quality: simulated Tests, Scout's own policy code and reference libraries side by side.
+
+Every agent sees the same contexts and the same reward noise (per seed), decides with the model
+it had at its last refresh, and learns from rewards delivered in batches, the way Scout serves:
+a worker's snapshot is rebuilt from Redis's sums within a bounded staleness, and clients report
+rewards some time after the decision. `batch` is both the refresh interval and the reward delay.
+
+Scout's agent is `bandit.policy` itself (encode_context, feature_vector, build_posterior,
+choose) over sufficient statistics accumulated exactly as `bandit.state`'s reward script does:
+per variant the reward count, sum and sum of squares, and over [bias, admitted features] the
+sums of x x^T and x y, with features admitted into a bounded vocabulary in order of appearance.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bandit import policy
+
+Context = dict[str, Any]
+MIN_UPDATE_REQUESTS = 10  # Scout's default minimum_update_requests
+MAX_FEATURES = 64  # Scout's default SCOUT_MAX_FEATURES
+
+
+# --- Environments ---------------------------------------------------------------------------
+
+
+@dataclass
+class Environment:
+    """A simulated Test: contexts, and each arm's click probability in a context at step t."""
+
+    name: str
+    title: str
+    arms: int
+    horizon: int
+    batch: int
+    draw_contexts: Callable[[np.random.Generator, int], list[Context]]
+    probabilities: Callable[[Context, int], np.ndarray]
+    categorical: dict[str, list[str]] = field(default_factory=dict)
+    numeric: list[str] = field(default_factory=list)
+
+    def vector(self, context: Context) -> np.ndarray:
+        """The context as numbers for libraries that need a fixed vector (one-hot + numeric)."""
+        values = [
+            1.0 if context.get(key) == level else 0.0
+            for key, levels in self.categorical.items()
+            for level in levels
+        ]
+        values += [float(context.get(key, 0.0)) for key in self.numeric]
+        return np.array(values or [1.0])
+
+
+def _no_context(rng: np.random.Generator, n: int) -> list[Context]:
+    return [{} for _ in range(n)]
+
+
+def three_arm(horizon: int) -> Environment:
+    rates = np.array([0.10, 0.12, 0.15])
+    return Environment(
+        "three_arm",
+        "Three arms, click rates 10/12/15%, no context",
+        3,
+        horizon,
+        20,
+        _no_context,
+        lambda context, t: rates,
+    )
+
+
+def two_colour(horizon: int) -> Environment:
+    table = {"red": np.array([0.15, 0.08]), "blue": np.array([0.07, 0.14])}
+    return Environment(
+        "two_colour",
+        "Two colours: each variant wins for one colour",
+        2,
+        horizon,
+        20,
+        lambda rng, n: [{"colour": str(c)} for c in rng.choice(["red", "blue"], n)],
+        lambda context, t: table[context["colour"]],
+        categorical={"colour": ["red", "blue"]},
+    )
+
+
+SEGMENT_LEVELS = {
+    "device": ["mobile", "desktop", "tablet"],
+    "country": ["de", "fr", "us", "uk"],
+    "plan": ["free", "pro"],
+}
+
+
+def segments(horizon: int, *, batch: int = 20, name: str = "segments") -> Environment:
+    """Four variants; click logits add a per-variant effect of each categorical feature."""
+    effects = np.random.default_rng(7)  # a fixed world, the same for every seed
+    base = np.array([-2.2, -2.0, -2.1, -2.3])
+    weights = {
+        key: {level: effects.normal(0.0, 0.45, 4) for level in levels}
+        for key, levels in SEGMENT_LEVELS.items()
+    }
+
+    def probabilities(context: Context, t: int) -> np.ndarray:
+        logit = base + sum(weights[key][context[key]] for key in SEGMENT_LEVELS)
+        return 1.0 / (1.0 + np.exp(-logit))
+
+    def draw(rng: np.random.Generator, n: int) -> list[Context]:
+        columns = {key: rng.choice(levels, n) for key, levels in SEGMENT_LEVELS.items()}
+        return [{key: str(columns[key][i]) for key in SEGMENT_LEVELS} for i in range(n)]
+
+    title = "Segments: device x country x plan, four variants"
+    if batch > 20:
+        title = f"Delayed rewards: segments, rewards arrive in batches of {batch}"
+    return Environment(
+        name, title, 4, horizon, batch, draw, probabilities, categorical=SEGMENT_LEVELS
+    )
+
+
+def numeric(horizon: int) -> Environment:
+    """Three variants whose click rate moves linearly with two numeric features."""
+    intercept = np.array([0.10, 0.06, 0.16])
+    slope_age = np.array([0.00, 0.20, -0.10])
+    slope_income = np.array([0.05, -0.04, 0.00])
+
+    def draw(rng: np.random.Generator, n: int) -> list[Context]:
+        ages, incomes = rng.uniform(0, 1, n), rng.uniform(0, 1, n)
+        return [
+            {"age": round(float(a), 3), "income": round(float(b), 3)}
+            for a, b in zip(ages, incomes, strict=True)
+        ]
+
+    return Environment(
+        "numeric",
+        "Numeric features: click rate linear in age and income",
+        3,
+        horizon,
+        20,
+        draw,
+        lambda c, t: intercept + slope_age * c["age"] + slope_income * c["income"],
+        numeric=["age", "income"],
+    )
+
+
+def changing_best(horizon: int) -> Environment:
+    before, after = np.array([0.10, 0.14, 0.08]), np.array([0.10, 0.06, 0.15])
+    return Environment(
+        "changing_best",
+        "The best variant changes half-way",
+        3,
+        horizon,
+        20,
+        _no_context,
+        lambda context, t: before if t < horizon // 2 else after,
+    )
+
+
+def environments(horizon: int) -> list[Environment]:
+    return [
+        three_arm(horizon),
+        two_colour(horizon),
+        segments(horizon),
+        numeric(horizon),
+        segments(horizon, batch=500, name="delayed"),
+        changing_best(horizon),
+    ]
+
+
+# --- Agents ---------------------------------------------------------------------------------
+
+
+class Agent:
+    """Decide for a batch of contexts with the current model; learn from a batch of outcomes."""
+
+    name = "agent"
+
+    def decide(self, contexts: Sequence[Context], t: int) -> list[int]:
+        raise NotImplementedError
+
+    def learn(self, contexts: Sequence[Context], arms: Sequence[int], rewards: Sequence[float]):
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class ScoutAgent(Agent):
+    """Scout's policy code over sums kept exactly like Scout's Redis state."""
+
+    name = "Scout (Thompson)"
+
+    def __init__(self, env: Environment, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.arms = env.arms
+        self.vocab: dict[str, int] = {}
+        dims = MAX_FEATURES + 1
+        self.updates = np.zeros(env.arms)
+        self.reward_sum = np.zeros(env.arms)
+        self.reward_sq_sum = np.zeros(env.arms)
+        self.non_binary = 0
+        self.xtx = np.zeros((env.arms, dims, dims))
+        self.xty = np.zeros((env.arms, dims))
+        self.seen_context = False
+        self._refresh()
+
+    def _admit(self, name: str) -> int | None:
+        """The vocabulary, as the decision script grows it: first come, up to the limit."""
+        index = self.vocab.get(name)
+        if index is None and len(self.vocab) < MAX_FEATURES:
+            index = self.vocab[name] = len(self.vocab) + 1
+        return index
+
+    def _refresh(self) -> None:
+        """What `bandit.state.load_learned` would read back, then the worker's posterior."""
+        stats = policy.LearnedStats(
+            list(range(self.arms)),
+            self.updates.copy(),
+            self.reward_sum.copy(),
+            self.reward_sq_sum.copy(),
+            non_binary_rewards=self.non_binary,
+        )
+        if self.seen_context:
+            dims = len(self.vocab) + 1
+            stats.xtx = self.xtx[:, :dims, :dims].copy()
+            stats.xty = self.xty[:, :dims].copy()
+            stats.feature_index = dict(self.vocab)
+        self.stats = stats
+        self.posterior = policy.build_posterior(stats)
+
+    def decide(self, contexts: Sequence[Context], t: int) -> list[int]:
+        uniform = self.stats.total_updates < MIN_UPDATE_REQUESTS
+        chosen = []
+        for context in contexts:
+            features = policy.encode_context(context)
+            for name in features:
+                self._admit(name)
+            x = policy.feature_vector(features, self.stats.feature_index)
+            choice = policy.choose(self.posterior, x, self.rng, uniform=uniform, variants=self.arms)
+            chosen.append(choice.index)
+        return chosen
+
+    def learn(self, contexts: Sequence[Context], arms: Sequence[int], rewards: Sequence[float]):
+        for context, arm, reward in zip(contexts, arms, rewards, strict=True):
+            self.updates[arm] += 1
+            self.reward_sum[arm] += reward
+            self.reward_sq_sum[arm] += reward * reward
+            self.non_binary += reward not in (0, 1)
+            features = policy.encode_context(context)
+            if features:
+                self.seen_context = True
+                index = [0] + [self._admit(name) for name in features]
+                values = [1.0, *features.values()]
+                pairs = [(i, v) for i, v in zip(index, values, strict=True) if i is not None]
+                positions = np.array([i for i, _ in pairs])
+                vector = np.array([v for _, v in pairs])
+                self.xtx[arm][np.ix_(positions, positions)] += np.outer(vector, vector)
+                self.xty[arm, positions] += vector * reward
+            else:
+                self.xtx[arm, 0, 0] += 1
+                self.xty[arm, 0] += reward
+        self._refresh()
+
+
+class VowpalAgent(Agent):
+    """Vowpal Wabbit's contextual bandit over action-dependent features (`--cb_explore_adf`),
+    with the context crossed with the action (`-q sa`)."""
+
+    def __init__(self, env: Environment, seed: int, exploration: str, name: str) -> None:
+        from vowpalwabbit import Workspace
+
+        self.name = name
+        self.arms = env.arms
+        self.rng = np.random.default_rng(seed + 1000)
+        self.vw = Workspace(f"--cb_explore_adf {exploration} -q sa --quiet --random_seed {seed}")
+        self.pending: dict[int, tuple[list[str], float]] = {}
+
+    @staticmethod
+    def _shared(context: Context) -> str:
+        parts = []
+        for key, value in context.items():
+            if isinstance(value, str):
+                parts.append(f"{key}={value}")
+            else:
+                parts.append(f"{key}:{value}")
+        return "shared |s " + " ".join(parts) if parts else "shared |s const"
+
+    def decide(self, contexts: Sequence[Context], t: int) -> list[int]:
+        chosen = []
+        self.probabilities = []
+        for context in contexts:
+            lines = [self._shared(context)] + [f"|a arm{a}" for a in range(self.arms)]
+            pmf = np.asarray(self.vw.predict(lines), dtype=float)
+            pmf = pmf / pmf.sum()
+            arm = int(self.rng.choice(self.arms, p=pmf))
+            chosen.append(arm)
+            self.probabilities.append(float(pmf[arm]))
+        return chosen
+
+    def learn(self, contexts: Sequence[Context], arms: Sequence[int], rewards: Sequence[float]):
+        for context, arm, reward, probability in zip(
+            contexts, arms, rewards, self.probabilities, strict=True
+        ):
+            lines = [self._shared(context)] + [f"|a arm{a}" for a in range(self.arms)]
+            lines[arm + 1] = f"0:{-reward}:{probability} {lines[arm + 1]}"
+            self.vw.learn(lines)
+
+    def close(self) -> None:
+        self.vw.finish()
+
+
+class MabwiserAgent(Agent):
+    """A MABWiser learning policy, refit incrementally with each delivered batch."""
+
+    def __init__(self, env: Environment, seed: int, learning_policy: Any, name: str) -> None:
+        from mabwiser.mab import MAB
+
+        self.name = name
+        self.env = env
+        self.contextual = name.startswith("MABWiser LinTS")
+        self.mab = MAB(arms=list(range(env.arms)), learning_policy=learning_policy, seed=seed)
+        self.fitted = False
+        self.rng = np.random.default_rng(seed + 2000)
+
+    def _matrix(self, contexts: Sequence[Context]) -> np.ndarray:
+        return np.stack([self.env.vector(context) for context in contexts])
+
+    def decide(self, contexts: Sequence[Context], t: int) -> list[int]:
+        if not self.fitted:
+            return [int(a) for a in self.rng.integers(self.env.arms, size=len(contexts))]
+        if self.contextual:
+            predicted = self.mab.predict(self._matrix(contexts))
+        else:
+            predicted = [self.mab.predict() for _ in contexts]
+        return [int(a) for a in np.atleast_1d(predicted)]
+
+    def learn(self, contexts: Sequence[Context], arms: Sequence[int], rewards: Sequence[float]):
+        matrix = self._matrix(contexts) if self.contextual else None
+        if self.fitted:
+            self.mab.partial_fit(list(arms), list(rewards), matrix)
+        else:
+            self.mab.fit(list(arms), list(rewards), matrix)
+            self.fitted = True
+
+
+class UniformAgent(Agent):
+    name = "Uniform random"
+
+    def __init__(self, env: Environment, seed: int) -> None:
+        self.arms = env.arms
+        self.rng = np.random.default_rng(seed + 3000)
+
+    def decide(self, contexts: Sequence[Context], t: int) -> list[int]:
+        return [int(a) for a in self.rng.integers(self.arms, size=len(contexts))]
+
+
+class OracleAgent(Agent):
+    name = "Oracle"
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+
+    def decide(self, contexts: Sequence[Context], t: int) -> list[int]:
+        return [int(np.argmax(self.env.probabilities(c, t + i))) for i, c in enumerate(contexts)]
+
+
+def make_agents(env: Environment, seed: int) -> list[Agent]:
+    from mabwiser.mab import LearningPolicy
+
+    return [
+        ScoutAgent(env, np.random.default_rng(seed + 4000)),
+        VowpalAgent(env, seed, "--squarecb", "VW cb_explore_adf SquareCB"),
+        VowpalAgent(env, seed, "--epsilon 0.05", "VW cb_explore_adf epsilon 0.05"),
+        MabwiserAgent(env, seed, LearningPolicy.LinTS(alpha=0.25), "MABWiser LinTS"),
+        MabwiserAgent(env, seed, LearningPolicy.ThompsonSampling(), "MABWiser Thompson"),
+        MabwiserAgent(env, seed, LearningPolicy.EpsilonGreedy(epsilon=0.1), "Epsilon-greedy 0.1"),
+        UniformAgent(env, seed),
+        OracleAgent(env),
+    ]
+
+
+LIBRARIES = (
+    "VW cb_explore_adf SquareCB",
+    "VW cb_explore_adf epsilon 0.05",
+    "MABWiser LinTS",
+    "MABWiser Thompson",
+    "Epsilon-greedy 0.1",
+)
+
+
+# --- Running --------------------------------------------------------------------------------
+
+
+def simulate(env: Environment, seed: int) -> dict[str, dict[str, np.ndarray]]:
+    """One seed: every agent faces the same contexts and the same coin flips per step."""
+    rng = np.random.default_rng(seed)
+    contexts = env.draw_contexts(rng, env.horizon)
+    coins = rng.uniform(size=env.horizon)  # reward = coin < p(chosen arm): common noise
+    agents = make_agents(env, seed)
+    outcome: dict[str, dict[str, np.ndarray]] = {}
+    best = np.array([env.probabilities(c, t).max() for t, c in enumerate(contexts)])
+    for agent in agents:
+        started = time.perf_counter()
+        regret = np.zeros(env.horizon)
+        rewards = np.zeros(env.horizon)
+        for start in range(0, env.horizon, env.batch):
+            chunk = contexts[start : start + env.batch]
+            arms = agent.decide(chunk, start)
+            for offset, (context, arm) in enumerate(zip(chunk, arms, strict=True)):
+                t = start + offset
+                p = env.probabilities(context, t)[arm]
+                rewards[t] = float(coins[t] < p)
+                regret[t] = best[t] - p
+            agent.learn(chunk, arms, rewards[start : start + len(chunk)].tolist())
+        agent.close()
+        outcome[agent.name] = {
+            "cumulative_regret": np.cumsum(regret),
+            "rewards": rewards,
+            "seconds": np.array(time.perf_counter() - started),
+        }
+    return outcome
+
+
+def benchmark(
+    *, horizon: int, seeds: int, log: Callable[[str], None] = print
+) -> tuple[dict, dict[str, dict[str, np.ndarray]]]:
+    """All environments over several seeds: mean reward and final regret (mean, std)."""
+    summary: dict[str, Any] = {"horizon": horizon, "seeds": seeds, "environments": []}
+    curves: dict[str, dict[str, np.ndarray]] = {}
+    for env in environments(horizon):
+        runs = [simulate(env, seed) for seed in range(seeds)]
+        names = list(runs[0])
+        rows = []
+        curves[env.name] = {}
+        for name in names:
+            regret = np.stack([run[name]["cumulative_regret"] for run in runs])
+            reward = np.array([run[name]["rewards"].mean() for run in runs])
+            seconds = np.array([float(run[name]["seconds"]) for run in runs])
+            curves[env.name][name] = regret
+            rows.append(
+                {
+                    "agent": name,
+                    "mean_reward": round(float(reward.mean()), 4),
+                    "mean_reward_std": round(float(reward.std()), 4),
+                    "regret": round(float(regret[:, -1].mean()), 1),
+                    "regret_std": round(float(regret[:, -1].std()), 1),
+                    "seconds_per_seed": round(float(seconds.mean()), 2),
+                }
+            )
+        scout = next(row for row in rows if row["agent"] == ScoutAgent.name)
+        best_library = min((row for row in rows if row["agent"] in LIBRARIES), key=_regret)
+        verdict = {
+            "scout_regret": scout["regret"],
+            "best_library": best_library["agent"],
+            "best_library_regret": best_library["regret"],
+            "scout_over_best_library": round(scout["regret"] / best_library["regret"], 3)
+            if best_library["regret"] > 0
+            else None,
+        }
+        summary["environments"].append(
+            {
+                "name": env.name,
+                "title": env.title,
+                "arms": env.arms,
+                "batch": env.batch,
+                "rows": rows,
+                **verdict,
+            }
+        )
+        log(
+            f"  {env.name:14} Scout regret {scout['regret']:7.1f} ± {scout['regret_std']:5.1f}  "
+            f"best library {best_library['agent']} {best_library['regret']:7.1f}"
+        )
+    return summary, curves
+
+
+def _regret(row: dict) -> float:
+    return row["regret"]
