@@ -69,6 +69,15 @@ def client_address(request: Request) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
+def for_view(request: Request) -> config.Config:
+    """The configuration to let a caller in under: the worker's copy for views whose Redis
+    script checks it is current (`config_checked_by_script`), else a checked one."""
+    view = (request.parser_context or {}).get("view")
+    if getattr(view, "config_checked_by_script", False):
+        return config.known()
+    return config.current()
+
+
 class BearerTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
@@ -83,7 +92,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Malformed Authorization header.") from None
         match = None
-        for key, token in config.current().tokens.items():  # no early exit: constant time
+        for key, token in for_view(request).tokens.items():  # no early exit: constant time
             if hmac.compare_digest(key, presented):
                 match = token
         if match is not None and match.valid_now():
@@ -128,7 +137,7 @@ class ApiAccess(permissions.BasePermission):
     message = "API protection is on: send Authorization: Bearer <token>."
 
     def has_permission(self, request: Request, view: object) -> bool:
-        if not config.current().protected_api:
+        if not for_view(request).protected_api:
             return True
         user = request.user  # authenticates now, only when protection asks for it
         if isinstance(user, TokenUser):

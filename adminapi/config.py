@@ -2,9 +2,15 @@
 
 The hot path must not query the database per request, yet an operator's change (protection, a
 new or revoked token, defaults, Redis) must hold from the very next request on every worker and
-host. So each change raises `SystemConfig.version` and publishes it in Redis; a worker reads
-that one small key per API request and reloads from the database only when it moved. As a
-safety net for a lost publish, a copy older than MAX_AGE_SECONDS is reloaded too.
+host. So each change raises `SystemConfig.version` and publishes it in Redis, and a worker
+reloads from the database only when the published version moved past its copy's:
+
+- the products' hot path (decisions, rewards) lets the caller in under the worker's copy
+  (`known`), and its one Redis script checks the version before writing anything
+  (bandit.state.ConfigMoved), so it costs no extra round trip;
+- every other request reads the version first (`current`), one small GET.
+
+As a safety net for a lost publish, a copy older than MAX_AGE_SECONDS is reloaded too.
 """
 
 from __future__ import annotations
@@ -115,6 +121,35 @@ def _reload() -> Config:
         config = _load()
         _apply(config)
         _cached = config
+    return config
+
+
+def reload() -> Config:
+    """Load the configuration again now (the published version moved past this copy)."""
+    return _reload()
+
+
+def known() -> Config:
+    """The worker's copy, for a request whose Redis script checks the version itself; reloaded
+    from the database when older than MAX_AGE_SECONDS."""
+    config = _cached
+    if config is not None and time.monotonic() - config.loaded_at <= MAX_AGE_SECONDS:
+        return config
+    try:
+        return _reload()
+    except DatabaseError:
+        if config is None:
+            raise
+        return config
+
+
+def adopt(published: int) -> Config:
+    """A hot-path script saw `published`: reload, and if the database is behind that (a Redis
+    that belonged to another database), publish the database's version instead, so that the
+    scripts stop refusing."""
+    config = _reload()
+    if config.version < published:
+        state.publish_config_version(config.version)
     return config
 
 

@@ -298,9 +298,14 @@ def _restore_missing(test_id: str) -> None:
 
 
 def recommend(test_id: str, *, context: object, request_id: object) -> Recommendation:
-    """Choose a variant by Thompson sampling and store the decision under its request id."""
+    """Choose a variant by Thompson sampling and store the decision under its request id.
+
+    Raises state.ConfigMoved, having stored nothing, when an operator changed the configuration
+    since the caller was let in: the caller must be checked again (bandit.api.views.ApiView).
+    """
     clean_context = validate_context(context)
     clean_request_id = validate_request_id(request_id) or uuid.uuid4().hex
+    settings_in_force = config.known()  # the script checks that it is current
     snapshot = _snapshot(test_id)
     definition = snapshot.definition
     features = policy.encode_context(clean_context)
@@ -322,7 +327,8 @@ def recommend(test_id: str, *, context: object, request_id: object) -> Recommend
         ),
         "context_keys": sorted(clean_context),
         "features": list(features),
-        "context_ttl_seconds": config.cached().context_ttl_seconds,
+        "config_version": settings_in_force.version,
+        "context_ttl_seconds": settings_in_force.context_ttl_seconds,
         "trail_window_seconds": definition.trail_window_seconds,
         "trail_granularity_seconds": definition.trail_granularity_seconds,
     }
@@ -454,11 +460,13 @@ def _entry_fields(entry: dict[str, Any], labels: Mapping[int, str | int]) -> dic
 
 def record_rewards(test_id: str, updates: list[Any]) -> RewardReport:
     """Count a batch of rewards. Each entry succeeds or fails on its own; a request id whose
-    reward was already counted is reported as a duplicate and not counted again."""
+    reward was already counted is reported as a duplicate and not counted again.
+
+    Raises state.ConfigMoved, having counted nothing, as `recommend` does.
+    """
     snapshot = _snapshot(test_id)
     definition = snapshot.definition
     report = RewardReport(test_id=definition.id)
-    metrics.MODEL_REWARDS.labels(definition.id).inc(len(updates))
     checked: list[tuple[int, dict[str, Any]]] = []
     for index, entry in enumerate(updates):
         try:
@@ -478,8 +486,10 @@ def record_rewards(test_id: str, updates: list[Any]) -> RewardReport:
             report.errors.append({"index": index, "reason": str(exc)})
 
     if rewards:
+        settings_in_force = config.known()  # the script checks that it is current
         arguments = {
-            "context_ttl_seconds": config.cached().context_ttl_seconds,
+            "config_version": settings_in_force.version,
+            "context_ttl_seconds": settings_in_force.context_ttl_seconds,
             "trail_window_seconds": definition.trail_window_seconds,
             "trail_granularity_seconds": definition.trail_granularity_seconds,
         }
@@ -499,6 +509,7 @@ def record_rewards(test_id: str, updates: list[Any]) -> RewardReport:
                 report.duplicates.append({"index": index, "request_id": reward.request_id})
         if report.duplicates:
             metrics.DUPLICATE_REWARDS.inc(len(report.duplicates))
+    metrics.MODEL_REWARDS.labels(definition.id).inc(len(updates))
     report.errors.sort(key=lambda error: error["index"])
     logger.debug(
         "Rewards",

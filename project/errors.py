@@ -14,6 +14,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from bandit.state import ConfigMoved
+
 logger = logging.getLogger(__name__)
 
 
@@ -59,6 +61,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         logger.warning("Redis unavailable: %s", exc)
         return Response(
             {"detail": "Redis is unavailable; retry shortly.", "reason": str(exc)[:200]},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+    if isinstance(exc, ConfigMoved):  # changed again while the caller was checked again
+        return Response(
+            {"detail": "The API configuration is changing; retry shortly."},
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
     if isinstance(exc, OperationalError | InterfaceError):

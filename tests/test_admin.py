@@ -179,6 +179,34 @@ def test_a_new_token_replaces_the_old_one_on_every_worker(staff_basic, anonymous
         assert new.status_code == 200
 
 
+def test_decisions_and_rewards_refuse_a_replaced_token_at_once(staff_basic, anonymous, unprotected):
+    """Decisions and rewards let a caller in under the worker's copy of the configuration and
+    check it inside their one Redis script: a copy gone stale refuses and counts nothing."""
+    test_id = anonymous.post(
+        "/api/create_model", json={"name": "Hot path", "variants": {"0": "a", "1": "b"}}
+    ).json()["cb_model_id"]
+    first = staff_basic.post("/admin/generate_token").json()["auth_token"]
+    staff_basic.post("/admin/set_protection", json={"protected_api": True})
+    old, fetch = {"Authorization": f"Bearer {first}"}, "/api/fetch_recommended_variant"
+    for i in range(15):  # every worker now holds a copy with the first token
+        body = {"cb_model_id": test_id, "request_id": f"before-{i}"}
+        assert anonymous.post(fetch, json=body, headers=old).status_code == 200
+    second = staff_basic.post("/admin/generate_token").json()["auth_token"]
+    for i in range(15):
+        body = {"cb_model_id": test_id, "request_id": f"after-{i}"}
+        refused = anonymous.post(fetch, json=body, headers=old)
+        assert refused.status_code == 401, refused.text
+        reward = {"updates": [{"request_id": f"before-{i}", "reward": 1}]}
+        refused = anonymous.post(f"/api/update_model/{test_id}", json=reward, headers=old)
+        assert refused.status_code == 401, refused.text
+    new = {"Authorization": f"Bearer {second}"}
+    details = anonymous.get(f"/api/model_details/{test_id}", headers=new).json()
+    assert (details["total_predictions"], details["total_updates"]) == (15, 0)
+    staff_basic.post("/admin/set_protection", json={"protected_api": False})
+    for _ in range(15):  # and every worker sees protection off at once
+        assert anonymous.post(fetch, json={"cb_model_id": test_id}).status_code == 200
+
+
 def test_named_tokens_expire_and_are_revoked(admin_server, anonymous, staff_basic, unprotected):
     # the command prints the new token's id and value on its last line (logs come before)
     token_id, raw = (

@@ -4,24 +4,67 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import DatabaseError
 from drf_spectacular.utils import OpenApiExample, extend_schema
+from redis.exceptions import RedisError
+from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from adminapi import config
 from adminapi.auth import actor_of
 from bandit import selectors, services
 from bandit.api import serializers as shapes
 from bandit.api.serializers import READ_ERRORS, WRITE_ERRORS, errors
+from bandit.state import ConfigMoved
 from project.errors import InvalidInput
+from project.negotiation import JsonOnly
 
 
 class ApiView(APIView):
     """Base of the Test endpoints: callers are authenticated only when API protection asks
     for it (see adminapi.auth.ApiAccess), so an open API never rejects a stray header."""
 
+    # True on the products' hot path: the caller is let in under the worker's copy of the
+    # configuration, and the service's Redis script checks that copy is current.
+    config_checked_by_script = False
+    content_negotiation_class = JsonOnly
+
     def perform_authentication(self, request: Request) -> None:
         pass
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if self.config_checked_by_script and self._configuration_moved(exc):
+            # An operator changed protection or tokens since this worker loaded them, and
+            # nothing was written: let the caller in (or not) under the new configuration.
+            request = self.request
+            for cached in ("_user", "_auth"):  # DRF's memo of who the caller is
+                request.__dict__.pop(cached, None)
+            try:
+                self.initial(request, *self.args, **self.kwargs)
+                handler = getattr(self, request.method.lower())
+                return handler(request, *self.args, **self.kwargs)
+            except Exception as again:  # noqa: BLE001 - answered like any error below
+                exc = again
+        return super().handle_exception(exc)
+
+    def _configuration_moved(self, exc: Exception) -> bool:
+        """Whether `exc` came from a stale copy of the configuration (checked once a request):
+        the script says so, or a refusal that a Redis GET shows to be out of date."""
+        if getattr(self, "_checked_again", False):
+            return False
+        self._checked_again = True
+        if isinstance(exc, ConfigMoved):
+            config.adopt(exc.published)
+            return True
+        if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+            copy = config.known().version
+            try:
+                return config.current().version != copy
+            except (RedisError, DatabaseError):
+                return False
+        return False
 
 
 def body_object(request: Request) -> dict[str, Any]:
@@ -111,6 +154,8 @@ class TestDetailsView(ApiView):
 
 
 class FetchRecommendedVariantView(ApiView):
+    config_checked_by_script = True
+
     @extend_schema(
         tags=["Decisions and rewards"],
         summary="Which variant should this visitor see?",
@@ -160,6 +205,8 @@ class FetchRecommendedVariantView(ApiView):
 
 
 class UpdateTestView(ApiView):
+    config_checked_by_script = True
+
     @extend_schema(
         tags=["Decisions and rewards"],
         summary="Report rewards",
