@@ -1,13 +1,15 @@
 -- wrk script for Scout's serving benchmark (and its baseline, which answers the same paths).
 -- Arguments after `--`: mode (decide | reward | mixed), Test id, share of decisions that get a
--- reward in the mixed flow (0..1), and the most requests each wrk thread may send.
+-- reward in the mixed flow (0..1), the most requests each wrk thread may send, and optionally a
+-- pace: the mean pause in ms a connection takes before each request (random, exponential), so
+-- that the connections together offer a fixed rate instead of as many requests as answered.
 -- Contexts have four keys, drawn from a small fixed population like real traffic.
 
 local devices = { "mobile", "desktop", "tablet" }
 local countries = { "de", "fr", "us", "uk", "es", "it" }
 local plans = { "free", "pro" }
 
-local mode, test_id, share, limit
+local mode, test_id, share, limit, pace
 local sent, served = 0, 0
 local pending = {}
 local headers = { ["Content-Type"] = "application/json" }
@@ -23,6 +25,7 @@ function init(args)
   test_id = args[2]
   share = tonumber(args[3])
   limit = tonumber(args[4])
+  pace = tonumber(args[5] or "0")
   math.randomseed(tonumber(thread_tag))
 end
 
@@ -85,6 +88,13 @@ if true then
       end
     end
   end
+end
+
+function delay()
+  if pace > 0 then
+    return -math.log(1 - math.random()) * pace
+  end
+  return 0
 end
 
 function done(summary, latency, requests)

@@ -27,6 +27,19 @@ def serving_table(result: dict[str, Any]) -> str:
         ]
         for row in result["comparison"]
     ]
+    paced = result.get("paced_decide")
+    if paced:
+        rows.append(
+            [
+                f"decide, paced at {paced['offered_rps']} req/s",
+                paced["concurrency"],
+                "(offered rate)",
+                f"{paced['scout_p50_ms']:.1f} / {paced['scout_p99_ms']:.1f}",
+                f"{paced['baseline_p50_ms']:.1f} / {paced['baseline_p99_ms']:.1f}",
+                f"{paced['scout_rps']:.0f} / {paced['baseline_rps']:.0f}",
+                f"{paced['scout_errors']} / {paced['baseline_errors']}",
+            ]
+        )
     header = [
         "load",
         "connections",

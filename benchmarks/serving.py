@@ -6,6 +6,11 @@ Loads (each a closed loop of N connections, bounded in time and in requests):
 - mixed: fetches, and for a share of them the reward of that very decision by its request id
   (the client's real flow: Scout looks the stored context up).
 Runs alternate between the two servers so that drift on a shared machine hits both alike.
+
+Latency under a closed loop at saturation is mostly queueing (Little's law: 32 connections at
+600 req/s wait 53 ms on average, whatever the server does). So decision latency is also
+measured paced: 32 connections that together offer half of the baseline's saturated decision
+rate, the same rate to both servers, as a product's traffic would arrive.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ LOAD_SCRIPT = Path(__file__).with_name("load.lua")
 MAX_REQUESTS_PER_THREAD = 500_000  # the count bound; the time bound normally ends a run first
 REWARD_SHARE = 0.5  # share of decisions rewarded in the mixed flow
 WRK_THREADS = 2
+PACED_SHARE = 0.5  # the paced run offers this share of the baseline's saturated decide rate
 
 
 @dataclass
@@ -43,8 +49,17 @@ def wrk_available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def run_wrk(server: Server, test_id: str, load: str, concurrency: int, seconds: float) -> Run:
-    """One wrk run; the Lua script prints its summary as a JSON line."""
+def run_wrk(
+    server: Server,
+    test_id: str,
+    load: str,
+    concurrency: int,
+    seconds: float,
+    rate: float | None = None,
+) -> Run:
+    """One wrk run; the Lua script prints its summary as a JSON line. With `rate`, the
+    connections together offer about that many requests per second."""
+    pace_ms = 1000.0 * concurrency / rate if rate else 0.0
     command = [
         "wrk",
         f"-t{WRK_THREADS}",
@@ -59,6 +74,7 @@ def run_wrk(server: Server, test_id: str, load: str, concurrency: int, seconds: 
         test_id,
         str(REWARD_SHARE),
         str(MAX_REQUESTS_PER_THREAD),
+        f"{pace_ms:.3f}",
     ]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     line = next(line for line in output.splitlines() if line.startswith("WRK_JSON "))
@@ -117,8 +133,18 @@ def benchmark(*, seconds: float, rounds: int, log: Callable[[str], None] = print
                             f"{run.rps:8.1f} req/s  p50 {run.p50_ms:7.2f} ms  "
                             f"p99 {run.p99_ms:7.2f} ms  errors {run.errors}"
                         )
-    runs = [median_run(group) for group in results.values()]
-    by_key = {(run.server, run.load, run.concurrency): run for run in runs}
+        runs = [median_run(group) for group in results.values()]
+        by_key = {(run.server, run.load, run.concurrency): run for run in runs}
+        rate = round(PACED_SHARE * by_key[("baseline", "decide", 32)].rps)
+        paced: dict[str, list[Run]] = {}
+        for round_index in range(rounds):
+            for server in servers if round_index % 2 == 0 else servers[::-1]:
+                run = run_wrk(server, tests[server.name], "decide", 32, seconds, rate=rate)
+                paced.setdefault(server.name, []).append(run)
+                log(
+                    f"  {run.server:8} paced  c=32  {run.rps:8.1f} req/s  p50 "
+                    f"{run.p50_ms:7.2f} ms  p99 {run.p99_ms:7.2f} ms  errors {run.errors}"
+                )
     ratios = []
     for load in loads:
         for concurrency in concurrencies:
@@ -139,7 +165,23 @@ def benchmark(*, seconds: float, rounds: int, log: Callable[[str], None] = print
                     "baseline_errors": base.errors,
                 }
             )
+    paced_runs = {name: median_run(group) for name, group in paced.items()}
     return {
+        "paced_decide": {
+            "concurrency": 32,
+            "offered_rps": rate,
+            "share_of_baseline_saturated": PACED_SHARE,
+            **{
+                f"{name}_{key}": value
+                for name, run in paced_runs.items()
+                for key, value in (
+                    ("rps", run.rps),
+                    ("p50_ms", run.p50_ms),
+                    ("p99_ms", run.p99_ms),
+                    ("errors", run.errors),
+                )
+            },
+        },
         "seconds_per_run": seconds,
         "rounds": rounds,
         "wrk_threads": WRK_THREADS,
