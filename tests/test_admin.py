@@ -207,6 +207,29 @@ def test_decisions_and_rewards_refuse_a_replaced_token_at_once(staff_basic, anon
         assert anonymous.post(fetch, json={"cb_model_id": test_id}).status_code == 200
 
 
+def test_a_redis_ahead_of_the_database_does_not_lock_the_hot_path(
+    admin_server, backends, anonymous, unprotected
+):
+    """A Redis that served another database may hold a newer configuration version than this
+    database has: decisions and rewards must not refuse forever because of it."""
+    test_id = anonymous.post(
+        "/api/create_model", json={"name": "Ahead", "variants": {"0": "a", "1": "b"}}
+    ).json()["cb_model_id"]
+    key = f"{admin_server.env['SCOUT_REDIS_KEY_PREFIX']}:config:version"
+    client = backends.redis(admin_server.data_dir)
+    client.set(key, 10**9)
+    try:
+        for i in range(10):
+            body = {"cb_model_id": test_id, "request_id": f"ahead-{i}"}
+            assert anonymous.post("/api/fetch_recommended_variant", json=body).status_code == 200
+        reward = {"updates": [{"request_id": "ahead-0", "reward": 1}]}
+        answer = anonymous.post(f"/api/update_model/{test_id}", json=reward)
+        assert answer.status_code == 200 and answer.json()["processed_updates"] == 1
+        assert int(client.get(key)) < 10**9  # the database's version was published again
+    finally:
+        client.close()
+
+
 def test_named_tokens_expire_and_are_revoked(admin_server, anonymous, staff_basic, unprotected):
     # the command prints the new token's id and value on its last line (logs come before)
     token_id, raw = (
