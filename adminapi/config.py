@@ -124,11 +124,6 @@ def _reload() -> Config:
     return config
 
 
-def reload() -> Config:
-    """Load the configuration again now (the published version moved past this copy)."""
-    return _reload()
-
-
 def known() -> Config:
     """The worker's copy, for a request whose Redis script checks the version itself; reloaded
     from the database when older than MAX_AGE_SECONDS."""

@@ -55,15 +55,15 @@ class ApiView(APIView):
         if getattr(self, "_checked_again", False):
             return False
         self._checked_again = True
-        if isinstance(exc, ConfigMoved):
-            config.adopt(exc.published)
-            return True
-        if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
-            copy = config.known().version
-            try:
+        try:
+            if isinstance(exc, ConfigMoved):
+                config.adopt(exc.published)
+                return True
+            if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+                copy = config.known().version
                 return config.current().version != copy
-            except (RedisError, DatabaseError):
-                return False
+        except (RedisError, DatabaseError):  # answered as the original error (503 or 401)
+            return False
         return False
 
 
