@@ -24,39 +24,52 @@ from project.observability import metrics
 logger = logging.getLogger(__name__)
 
 
+# Tests exported and written at a time. Copying every Test at once held all their hashes in
+# memory together: with 1,000 Tests the worker's resident memory grew by 30-50 MB that the heap
+# never gave back. A chunk bounds that to what a hundred Tests need.
+CHUNK = 100
+
+
 def _totals(hashes: dict[str, dict[str, str]]) -> tuple[int, int]:
     return int(float(hashes["learn"].get("u", 0))), int(hashes["stats"].get("n", 0))
 
 
 def checkpoint_all() -> int:
-    """Copy every Test that changed since its last checkpoint; answer how many were written."""
+    """Copy every Test that changed since its last checkpoint; answer how many were written.
+
+    Whether a Test changed is told by its two totals (rewards and decisions counted), read for
+    all Tests in one round trip; only changed Tests are exported, a chunk at a time.
+    """
     tests = {str(pk): pk for pk in Test.objects.values_list("pk", flat=True)}
-    exported = state.export_tests(list(tests))
     previous = {
         str(test_id): (updates, predictions)
         for test_id, updates, predictions in Checkpoint.objects.values_list(
             "test_id", "total_updates", "total_predictions"
         )
     }
-    changed = {
-        test_id: hashes
-        for test_id, hashes in exported.items()
-        if previous.get(test_id) != _totals(hashes)
-    }
-    now = timezone.now()
-    with transaction.atomic():
-        for test_id, hashes in changed.items():
-            updates, predictions = _totals(hashes)
-            Checkpoint.objects.update_or_create(
-                test_id=tests[test_id],
-                defaults={
-                    "data": hashes,
-                    "taken_at": now,
-                    "total_updates": updates,
-                    "total_predictions": predictions,
-                },
-            )
-    return len(changed)
+    changed = [
+        test_id
+        for test_id, totals in state.totals(list(tests)).items()
+        if totals is not None and previous.get(test_id) != totals
+    ]
+    written = 0
+    for start in range(0, len(changed), CHUNK):
+        exported = state.export_tests(changed[start : start + CHUNK])
+        now = timezone.now()
+        with transaction.atomic():
+            for test_id, hashes in exported.items():
+                updates, predictions = _totals(hashes)
+                Checkpoint.objects.update_or_create(
+                    test_id=tests[test_id],
+                    defaults={
+                        "data": hashes,
+                        "taken_at": now,
+                        "total_updates": updates,
+                        "total_predictions": predictions,
+                    },
+                )
+        written += len(exported)
+    return written
 
 
 def restore(test: Test) -> bool:

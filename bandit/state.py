@@ -650,6 +650,23 @@ def export_tests(test_ids: Sequence[str]) -> dict[str, dict[str, dict[str, str]]
     return exported
 
 
+@guarded
+def totals(test_ids: Sequence[str]) -> dict[str, tuple[int, int] | None]:
+    """Each Test's rewards and decisions counted so far, in one round trip; None for a Test
+    that Redis does not have."""
+    pipe = connection().pipeline(transaction=False)
+    for test_id in test_ids:
+        pipe.exists(_meta(test_id))
+        pipe.hget(_learn(test_id), "u")
+        pipe.hget(_stats(test_id), "n")
+    replies = pipe.execute() if test_ids else []
+    answer: dict[str, tuple[int, int] | None] = {}
+    for i, test_id in enumerate(test_ids):
+        exists, updates, predictions = replies[3 * i : 3 * i + 3]
+        answer[test_id] = (int(float(updates or 0)), int(predictions or 0)) if exists else None
+    return answer
+
+
 _RESTORE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local pos = 1

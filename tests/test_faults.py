@@ -235,6 +235,36 @@ def test_a_redis_that_lost_its_data_is_refilled_from_the_checkpoint(own_backends
         server.stop()
 
 
+def test_every_test_is_checkpointed_and_a_changed_one_again(own_backends, tmp_path):
+    """More Tests than one checkpoint chunk holds; a reward after a checkpoint is in the next."""
+    backends, redis_process = own_backends
+    server = ScoutServer(
+        backends, workers=1, data_dir=tmp_path / "data", extra_env={"SCOUT_CHECKPOINT_SECONDS": "1"}
+    ).start()
+    try:
+        with server.client() as api:
+            test_ids = [_new_test(api) for _ in range(130)]
+            for n, test_id in enumerate(test_ids):
+                update = {"variant_id": n % 3, "reward": 1, "context": {"n": n}}
+                answer = api.post(f"/api/update_model/{test_id}", json={"updates": [update]})
+                assert answer.is_success
+            time.sleep(2.5)  # at least one checkpoint
+            last = test_ids[-1]
+            one_more = {"updates": [{"variant_id": 0, "reward": 1}]}
+            assert api.post(f"/api/update_model/{last}", json=one_more).is_success
+            time.sleep(2.5)  # the next checkpoint, which copies the changed Test again
+            client = redis_process.client() if redis_process else backends.redis(server.data_dir)
+            client.flushall()  # our own Redis: a data loss
+            restored = {}
+            for test_id in test_ids:  # the first decision that notices the loss refills the Test
+                api.post("/api/fetch_recommended_variant", json={"cb_model_id": test_id})
+                restored[test_id] = api.get(f"/api/model_details/{test_id}").json()
+        assert [restored[t]["total_updates"] for t in test_ids] == [1] * 129 + [2]
+        assert restored[test_ids[7]]["performance_summary"]["1"]["updates"] == 1
+    finally:
+        server.stop()
+
+
 def test_decisions_and_rewards_continue_without_the_database(tmp_path):
     backends = Backends()
     proxy = None
