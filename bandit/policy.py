@@ -7,12 +7,18 @@ Redis, and every worker rebuilds its posterior from the same sums.
 
 Models:
 - Non-contextual, 0/1 rewards: Beta-Bernoulli with a Beta(1, 1) prior.
-- Non-contextual, real-valued rewards: Normal with unknown mean and variance
+- Non-contextual, real-valued rewards: Normal with an unknown mean per variant
   (Normal-Inverse-Gamma prior).
 - Contextual: Bayesian linear regression per variant over a bias plus the encoded context, with
   a Normal-Inverse-Gamma prior and the full posterior covariance. For one decision only the
   predicted reward x^T beta matters, whose posterior is a scaled Student-t; we draw it directly
   instead of drawing all of beta.
+
+Both Normal models give the variants one noise variance, learned from all of them. With a
+variance per variant, a variant whose first rewards were all 0 (no click yet, no purchase yet)
+estimates its noise as nearly 0, its posterior collapses onto its low mean and it is never
+tried again: in a two-colour simulation, one seed in 32 stayed on the worse variant for all
+10,000 decisions. The noise of a reward is a property of what is measured, shared by variants.
 """
 
 from __future__ import annotations
@@ -133,7 +139,11 @@ class BetaBernoulli(Posterior):
 
 
 class NormalInverseGamma(Posterior):
-    """Unknown mean and variance per variant; the marginal of the mean is a Student-t."""
+    """An unknown mean per variant and one unknown noise variance sigma^2 for all of them.
+
+    Prior: mean_v | sigma^2 ~ N(NIG_MEAN, sigma^2 / NIG_KAPPA), sigma^2 ~ IG(NIG_ALPHA, NIG_BETA).
+    The posterior of sigma^2 is IG(alpha, beta) with every variant's evidence summed in.
+    """
 
     def __init__(self, stats: LearnedStats) -> None:
         n = stats.updates
@@ -141,13 +151,13 @@ class NormalInverseGamma(Posterior):
         spread = np.maximum(stats.reward_sq_sum - n * mean_y**2, 0.0)
         self.kappa = NIG_KAPPA + n
         self.mu = (NIG_KAPPA * NIG_MEAN + stats.reward_sum) / self.kappa
-        self.alpha = NIG_ALPHA + n / 2.0
-        self.beta = (
-            NIG_BETA + 0.5 * spread + NIG_KAPPA * n * (mean_y - NIG_MEAN) ** 2 / (2.0 * self.kappa)
+        self.alpha = NIG_ALPHA + n.sum() / 2.0
+        self.beta = NIG_BETA + float(
+            np.sum(0.5 * spread + NIG_KAPPA * n * (mean_y - NIG_MEAN) ** 2 / (2.0 * self.kappa))
         )
 
     def sample(self, x: dict[int, float], rng: np.random.Generator) -> np.ndarray:
-        variance = self.beta / standard_gamma(self.alpha, rng)  # sigma^2 ~ IG(alpha, beta)
+        variance = self.beta / rng.standard_gamma(self.alpha)  # sigma^2 ~ IG(alpha, beta)
         return self.mu + np.sqrt(variance / self.kappa) * rng.standard_normal(len(self.mu))
 
     def mean(self, x: dict[int, float]) -> np.ndarray:
@@ -157,9 +167,10 @@ class NormalInverseGamma(Posterior):
 class LinearRegression(Posterior):
     """Bayesian linear regression per variant with a Normal-Inverse-Gamma prior.
 
-    Prior: beta | s2 ~ N(0, s2 / RIDGE * I), s2 ~ IG(NIG_ALPHA, NIG_BETA). With
-    A = RIDGE * I + X^T X and m = A^-1 X^T y, the posterior is beta | s2 ~ N(m, s2 A^-1) and
-    s2 ~ IG(NIG_ALPHA + n / 2, NIG_BETA + (y^T y - m^T A m) / 2).
+    Prior: beta_v | s2 ~ N(0, s2 / RIDGE * I), s2 ~ IG(NIG_ALPHA, NIG_BETA), one s2 for all
+    variants. With A_v = RIDGE * I + X_v^T X_v and m_v = A_v^-1 X_v^T y_v, the posterior is
+    beta_v | s2 ~ N(m_v, s2 A_v^-1) and
+    s2 ~ IG(NIG_ALPHA + sum_v n_v / 2, NIG_BETA + sum_v (y_v^T y_v - m_v^T A_v m_v) / 2).
     """
 
     def __init__(self, stats: LearnedStats) -> None:
@@ -169,8 +180,8 @@ class LinearRegression(Posterior):
         self.covariance = np.linalg.inv(precision)
         self.weights = np.einsum("vij,vj->vi", self.covariance, stats.xty)
         fitted = np.einsum("vi,vi->v", self.weights, stats.xty)  # m^T A m == m^T X^T y
-        self.alpha = NIG_ALPHA + stats.updates / 2.0
-        self.beta = NIG_BETA + 0.5 * np.maximum(stats.reward_sq_sum - fitted, 0.0)
+        self.alpha = NIG_ALPHA + stats.updates.sum() / 2.0
+        self.beta = NIG_BETA + 0.5 * float(np.maximum(stats.reward_sq_sum - fitted, 0.0).sum())
 
     def _project(self, x: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
         index = np.array(list(x), dtype=np.intp)
@@ -192,7 +203,7 @@ class LinearRegression(Posterior):
     ) -> tuple[np.ndarray, np.ndarray]:
         # One projection serves both: it is most of a contextual decision's numpy time.
         mean, spread = self._project(x)
-        variance = self.beta / standard_gamma(self.alpha, rng)
+        variance = self.beta / rng.standard_gamma(self.alpha)
         return mean + np.sqrt(variance * spread) * rng.standard_normal(len(mean)), mean
 
 
