@@ -83,10 +83,20 @@ def quality_verdicts(summary: dict[str, Any]) -> str:
             env["scout_regret"],
             f"{env['best_library']} ({env['best_library_regret']})",
             env["scout_over_best_library"],
+            f"{env['difference']:+.1f} ± {env['difference_se']:.1f}",
+            env["verdict"],
         ]
         for env in summary["environments"]
     ]
-    return _table(["environment", "Scout regret", "best library (regret)", "ratio"], rows)
+    header = [
+        "environment",
+        "Scout regret",
+        "best library (regret)",
+        "ratio",
+        "Scout − library, paired by seed (± s.e.)",
+        "verdict",
+    ]
+    return _table(header, rows)
 
 
 def regret_plots(curves: dict[str, dict[str, np.ndarray]], summary: dict, out: Path) -> list[Path]:
