@@ -23,6 +23,7 @@ tried again: in a two-colour simulation, one seed in 32 stayed on the worse vari
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -50,8 +51,21 @@ def feature_name(key: str, value: ContextValue) -> tuple[str, float] | None:
     if value is None:
         return None
     if isinstance(value, bool | str):
-        return json.dumps([key, value], ensure_ascii=False, separators=(",", ":")), 1.0
-    return json.dumps([key], ensure_ascii=False, separators=(",", ":")), float(value)
+        return _category_name(key, value), 1.0
+    return _number_name(key), float(value)
+
+
+# Contexts repeat (a few keys, a few values each), and every decision encodes each of its
+# entries: remembering the names spares a JSON encoding per entry. `typed` keeps True and 1
+# apart. Bounded, so a stream of distinct values cannot grow a worker's memory.
+@functools.lru_cache(maxsize=4096, typed=True)
+def _category_name(key: str, value: str | bool) -> str:
+    return json.dumps([key, value], ensure_ascii=False, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _number_name(key: str) -> str:
+    return json.dumps([key], ensure_ascii=False, separators=(",", ":"))
 
 
 def encode_context(context: Mapping[str, ContextValue] | None) -> dict[str, float]:
@@ -81,8 +95,9 @@ class LearnedStats:
     xtx: np.ndarray | None = None
     xty: np.ndarray | None = None
 
-    @property
+    @functools.cached_property
     def total_updates(self) -> int:
+        """Asked by every decision; the statistics of a snapshot never change once read."""
         return int(self.updates.sum())
 
     @property
