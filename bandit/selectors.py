@@ -10,7 +10,7 @@ from django.conf import settings
 
 from bandit import state
 from bandit.models import Test
-from bandit.services import get_test
+from bandit.services import get_test, restore_lost
 
 
 def iso(moment: dt.datetime | float | None) -> str | None:
@@ -40,6 +40,7 @@ def _summary(test: Test, counters: state.Counters) -> dict[str, Any]:
 def list_tests() -> list[dict[str, Any]]:
     """Every Test with its summary, newest first (one Redis round trip for all of them)."""
     tests = list(Test.objects.all())
+    restore_lost(tests)
     counters = state.counters([str(test.id) for test in tests])
     return [_summary(test, counters[str(test.id)]) for test in tests]
 
@@ -50,6 +51,7 @@ def _ratio(part: float, whole: float) -> float:
 
 def test_details(test_id: str) -> dict[str, Any]:
     test = get_test(test_id)
+    restore_lost([test])
     key = str(test.id)
     counters = state.counters([key])[key]
     predictions, rewards = state.trails(

@@ -11,7 +11,7 @@ import math
 import os
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -295,6 +295,16 @@ def _restore_missing(test_id: str) -> None:
     if test is None:
         raise NotFound(f"Test {test_id} not found.")
     checkpoints.restore(test)
+
+
+def restore_lost(tests: Sequence[Test]) -> None:
+    """Refill from their checkpoints the Tests whose state Redis lost (a Redis restarted
+    without persistence), so that a read shows what they had learned rather than zeros."""
+    lost = state.missing([str(test.id) for test in tests])
+    for test in tests:
+        if str(test.id) in lost:
+            snapshots.forget(str(test.id))
+            checkpoints.restore(test)
 
 
 def recommend(test_id: str, *, context: object, request_id: object) -> Recommendation:

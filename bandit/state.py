@@ -651,6 +651,16 @@ def export_tests(test_ids: Sequence[str]) -> dict[str, dict[str, dict[str, str]]
 
 
 @guarded
+def missing(test_ids: Sequence[str]) -> set[str]:
+    """The Tests among these that Redis has no state for, in one round trip."""
+    pipe = connection().pipeline(transaction=False)
+    for test_id in test_ids:
+        pipe.exists(_meta(test_id))
+    replies = pipe.execute() if test_ids else []
+    return {test_id for test_id, exists in zip(test_ids, replies, strict=True) if not exists}
+
+
+@guarded
 def totals(test_ids: Sequence[str]) -> dict[str, tuple[int, int] | None]:
     """Each Test's rewards and decisions counted so far, in one round trip; None for a Test
     that Redis does not have."""

@@ -236,7 +236,8 @@ def test_a_redis_that_lost_its_data_is_refilled_from_the_checkpoint(own_backends
 
 
 def test_every_test_is_checkpointed_and_a_changed_one_again(own_backends, tmp_path):
-    """More Tests than one checkpoint chunk holds; a reward after a checkpoint is in the next."""
+    """More Tests than one checkpoint chunk holds; a reward after a checkpoint is in the next;
+    after a data loss, reading a Test shows what it had learned."""
     backends, redis_process = own_backends
     server = ScoutServer(
         backends, workers=1, data_dir=tmp_path / "data", extra_env={"SCOUT_CHECKPOINT_SECONDS": "1"}
@@ -255,12 +256,13 @@ def test_every_test_is_checkpointed_and_a_changed_one_again(own_backends, tmp_pa
             time.sleep(2.5)  # the next checkpoint, which copies the changed Test again
             client = redis_process.client() if redis_process else backends.redis(server.data_dir)
             client.flushall()  # our own Redis: a data loss
-            restored = {}
-            for test_id in test_ids:  # the first decision that notices the loss refills the Test
-                api.post("/api/fetch_recommended_variant", json={"cb_model_id": test_id})
-                restored[test_id] = api.get(f"/api/model_details/{test_id}").json()
-        assert [restored[t]["total_updates"] for t in test_ids] == [1] * 129 + [2]
-        assert restored[test_ids[7]]["performance_summary"]["1"]["updates"] == 1
+            # Reading refills the Tests: the list all of them, the details one.
+            listed = {row["cb_model_id"]: row for row in api.get("/api/models").json()}
+            client.flushall()
+            details = api.get(f"/api/model_details/{test_ids[7]}").json()
+        assert [listed[t]["total_updates"] for t in test_ids] == [1] * 129 + [2]
+        assert details["total_updates"] == 1
+        assert details["performance_summary"]["1"]["updates"] == 1
     finally:
         server.stop()
 
