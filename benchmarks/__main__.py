@@ -31,8 +31,8 @@ MODES = {
         "e2e_horizon": 1_000,
     },
     "full": {
-        "serving_seconds": 10,
-        "serving_rounds": 2,
+        "serving_seconds": 8,
+        "serving_rounds": 5,
         "history_decisions": 1_000_000,
         "history_seconds": 5,
         "history_rounds": 6,

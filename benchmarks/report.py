@@ -19,7 +19,13 @@ def serving_table(result: dict[str, Any]) -> str:
         [
             row["load"],
             row["concurrency"],
-            f"**{row['throughput_ratio']:.2f}**",
+            f"**{row['throughput_ratio']:.2f}**"
+            + (
+                f" ({min(row['throughput_ratio_per_round']):.2f}-"
+                f"{max(row['throughput_ratio_per_round']):.2f})"
+                if len(row.get("throughput_ratio_per_round", [])) > 1
+                else ""
+            ),
             f"{row['scout_p50_ms']:.1f} / {row['scout_p99_ms']:.1f}",
             f"{row['baseline_p50_ms']:.1f} / {row['baseline_p99_ms']:.1f}",
             f"{row['scout_rps']:.0f} / {row['baseline_rps']:.0f}",
@@ -43,7 +49,7 @@ def serving_table(result: dict[str, Any]) -> str:
     header = [
         "load",
         "connections",
-        "Scout / baseline throughput",
+        "Scout / baseline throughput: median of rounds (range)",
         "Scout p50 / p99 ms",
         "baseline p50 / p99 ms",
         "req/s Scout / baseline",

@@ -5,7 +5,10 @@ Loads (each a closed loop of N connections, bounded in time and in requests):
 - reward: one reward per request, by a fresh request id with its context inline;
 - mixed: fetches, and for a share of them the reward of that very decision by its request id
   (the client's real flow: Scout looks the stored context up).
-Runs alternate between the two servers so that drift on a shared machine hits both alike.
+Runs alternate between the two servers so that drift on a shared machine hits both alike, and
+the throughput ratio is taken per round, between two runs next to each other in time, then the
+median over rounds: on a shared machine the speed of a whole run moves by 20% from one minute
+to the next, which a ratio of two separate medians would carry whole.
 
 Latency under a closed loop at saturation is mostly queueing (Little's law: 32 connections at
 600 req/s wait 53 ms on average, whatever the server does). So decision latency is also
@@ -150,13 +153,23 @@ def benchmark(*, seconds: float, rounds: int, log: Callable[[str], None] = print
         for concurrency in concurrencies:
             mine = by_key[("scout", load, concurrency)]
             base = by_key[("baseline", load, concurrency)]
+            per_round = [
+                round(a.rps / b.rps, 3)
+                for a, b in zip(
+                    results[("scout", load, concurrency)],
+                    results[("baseline", load, concurrency)],
+                    strict=True,
+                )
+                if b.rps
+            ]
             ratios.append(
                 {
                     "load": load,
                     "concurrency": concurrency,
                     "scout_rps": mine.rps,
                     "baseline_rps": base.rps,
-                    "throughput_ratio": round(mine.rps / base.rps, 3) if base.rps else None,
+                    "throughput_ratio": statistics.median(per_round) if per_round else None,
+                    "throughput_ratio_per_round": per_round,
                     "scout_p50_ms": mine.p50_ms,
                     "scout_p99_ms": mine.p99_ms,
                     "baseline_p50_ms": base.p50_ms,
