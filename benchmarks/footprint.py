@@ -68,7 +68,12 @@ def history(*, decisions: int, seconds: float, rounds: int, log: Callable[[str],
                 run = serving.run_wrk(scout, test_id, "decide", 8, seconds)
                 p50[name].append(run.p50_ms)
                 log(f"  {name:8} p50 {run.p50_ms:.2f} ms ({run.rps:.0f} req/s)")
-        fresh_p50, old_p50 = statistics.median(p50["fresh"]), statistics.median(p50["history"])
+        # Per round, the two runs next to each other in time; the median over rounds (as for
+        # the serving ratio: the machine's speed drifts more between rounds than within one).
+        per_round = [
+            round(old_p50 / fresh_p50, 3)
+            for fresh_p50, old_p50 in zip(p50["fresh"], p50["history"], strict=True)
+        ]
         return {
             "decisions_and_rewards": decisions,
             "prefill": "services.recommend and services.record_rewards (batches of 1,000), "
@@ -76,7 +81,8 @@ def history(*, decisions: int, seconds: float, rounds: int, log: Callable[[str],
             "prefill_seconds": {"decisions": decide_seconds, "rewards": reward_seconds},
             "p50_ms_fresh": p50["fresh"],
             "p50_ms_history": p50["history"],
-            "p50_ratio": round(old_p50 / fresh_p50, 3),
+            "p50_ratio": round(statistics.median(per_round), 3),
+            "p50_ratio_per_round": per_round,
             "redis_bytes_per_decision": round((after - before) / decisions, 1),
             "memory_usage_per_context_key": round(statistics.mean(sample), 1),
         }
