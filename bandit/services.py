@@ -288,13 +288,20 @@ def _snapshot(test_id: str) -> snapshots.Snapshot:
     return snapshot
 
 
+def _refill(test: Test) -> None:
+    """Write a Test's checkpoint back into a Redis that lost it; this worker's snapshot of it
+    is stale from then on."""
+    snapshots.forget(str(test.id))
+    checkpoints.restore(test)
+
+
 def _restore_missing(test_id: str) -> None:
     """Redis has no state for a Test: it was deleted, or Redis lost its data."""
-    snapshots.forget(test_id)
     test = Test.objects.filter(pk=test_id).first()
     if test is None:
+        snapshots.forget(test_id)
         raise NotFound(f"Test {test_id} not found.")
-    checkpoints.restore(test)
+    _refill(test)
 
 
 def restore_lost(tests: Sequence[Test]) -> None:
@@ -303,8 +310,7 @@ def restore_lost(tests: Sequence[Test]) -> None:
     lost = state.missing([str(test.id) for test in tests])
     for test in tests:
         if str(test.id) in lost:
-            snapshots.forget(str(test.id))
-            checkpoints.restore(test)
+            _refill(test)
 
 
 def recommend(test_id: str, *, context: object, request_id: object) -> Recommendation:

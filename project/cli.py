@@ -42,10 +42,10 @@ def _one_malloc_arena() -> None:
     otherwise.
 
     By default each thread that allocates gets an arena of its own, and memory freed in one is
-    not reused by another: a worker with eight threads and 1,000 Tests loaded held 165-177 MB
-    over three measurements, 131-163 MB with one arena over four. Threads that share the GIL
-    rarely allocate at once, so the one arena costs no measurable throughput. Workers inherit
-    the setting when gunicorn forks them.
+    not reused by another. The gain is small where few threads allocate at once: a worker with
+    1,000 Tests loaded by one client held 132-139 MB with one arena, 139-141 MB with eight (two
+    measurements each). Threads that share the GIL rarely allocate at once, so the one arena
+    costs no measurable throughput. Workers inherit the setting when gunicorn forks them.
     """
     if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
         return
