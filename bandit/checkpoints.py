@@ -17,9 +17,10 @@ from django.db import DatabaseError, close_old_connections, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from bandit import state
+from bandit import metrics
 from bandit.models import Checkpoint, Test
-from project.observability import metrics
+from bandit.state import durable
+from core.redis_client import try_lock
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +50,12 @@ def checkpoint_all() -> int:
     }
     changed = [
         test_id
-        for test_id, totals in state.totals(list(tests)).items()
+        for test_id, totals in durable.totals(list(tests)).items()
         if totals is not None and previous.get(test_id) != totals
     ]
     written = 0
     for start in range(0, len(changed), CHUNK):
-        exported = state.export_tests(changed[start : start + CHUNK])
+        exported = durable.export_tests(changed[start : start + CHUNK])
         now = timezone.now()
         with transaction.atomic():
             for test_id, hashes in exported.items():
@@ -76,7 +77,7 @@ def restore(test: Test) -> bool:
     """Refill a Test that Redis lost from its checkpoint (or mark it anew, if it has none)."""
     checkpoint = Checkpoint.objects.filter(test=test).first()
     hashes = checkpoint.data if checkpoint else {}
-    restored = state.restore_test(str(test.id), hashes, test.global_variant_rollout)
+    restored = durable.restore_test(str(test.id), hashes, test.global_variant_rollout)
     if restored:
         metrics.STATE_RESTORES.inc()
         logger.warning(
@@ -94,7 +95,7 @@ def _loop(interval: float) -> None:
     while True:
         time.sleep(interval)
         try:
-            if state.try_lock("checkpoint", interval * 0.9):
+            if try_lock("checkpoint", interval * 0.9):
                 checkpoint_all()
         except (RedisError, DatabaseError) as exc:
             logger.warning("Checkpoint skipped: %s", exc)

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 from redis.exceptions import RedisError
 
-from bandit import policy, selectors, snapshots, state
+from bandit import policy, selectors, snapshots
 from bandit.models import Test
-from project.errors import NotFound
+from bandit.state import reads
+from core.errors import NotFound
 
 # Charts with more points than this merge neighbouring trail buckets (a week of one-second
 # buckets would otherwise send ten thousand points per variant on every refresh).
@@ -28,11 +29,11 @@ INTERVAL_DRAWS = 4000
 INTERVAL_SEED = 20240607
 
 
-def list_counters(tests: list[Test]) -> dict[str, state.Counters] | None:
+def list_counters(tests: list[Test]) -> dict[str, reads.Counters] | None:
     """The counters of a page of Tests in one round trip; None when Redis cannot answer, so
     the list still shows the definitions."""
     try:
-        return state.counters([str(test.id) for test in tests])
+        return reads.counters([str(test.id) for test in tests])
     except RedisError:
         return None
 
@@ -131,11 +132,11 @@ def _epoch(timestamp: str) -> float:
     return dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
 
 
-def test_dashboard(test_id: str) -> dict[str, Any]:
+def dashboard(test_id: str) -> dict[str, Any]:
     """Everything a Test's dashboard shows: totals, per variant performance with 95% credible
     intervals and the probability of being best, chart series over the trail window, and for a
     contextual Test the per feature value table."""
-    details = selectors.test_details(test_id)
+    details = selectors.details(test_id)
     labels = {int(key): label for key, label in details["variants"].items()}
     variant_ids = sorted(labels)
     intervals = _intervals(details["cb_model_id"], variant_ids)

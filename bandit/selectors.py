@@ -8,9 +8,9 @@ from typing import Any
 
 from django.conf import settings
 
-from bandit import state
 from bandit.models import Test
 from bandit.services import get_test, restore_lost
+from bandit.state import reads
 
 
 def iso(moment: dt.datetime | float | None) -> str | None:
@@ -22,7 +22,7 @@ def iso(moment: dt.datetime | float | None) -> str | None:
     return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _summary(test: Test, counters: state.Counters) -> dict[str, Any]:
+def _summary(test: Test, counters: reads.Counters) -> dict[str, Any]:
     return {
         "cb_model_id": str(test.id),
         "name": test.name,
@@ -41,7 +41,7 @@ def list_tests() -> list[dict[str, Any]]:
     """Every Test with its summary, newest first (one Redis round trip for all of them)."""
     tests = list(Test.objects.all())
     restore_lost(tests)
-    counters = state.counters([str(test.id) for test in tests])
+    counters = reads.counters([str(test.id) for test in tests])
     return [_summary(test, counters[str(test.id)]) for test in tests]
 
 
@@ -49,12 +49,12 @@ def _ratio(part: float, whole: float) -> float:
     return round(part / whole, 6) if whole else 0.0
 
 
-def test_details(test_id: str) -> dict[str, Any]:
+def details(test_id: str) -> dict[str, Any]:
     test = get_test(test_id)
     restore_lost([test])
     key = str(test.id)
-    counters = state.counters([key])[key]
-    predictions, rewards = state.trails(
+    counters = reads.counters([key])[key]
+    predictions, rewards = reads.trails(
         key,
         window_seconds=test.trail_time_window_minutes * 60,
         granularity_seconds=test.trail_bucket_granularity_seconds,
@@ -114,9 +114,9 @@ def test_details(test_id: str) -> dict[str, Any]:
     }
 
 
-def _feature_analysis(key: str, test: Test, counters: state.Counters) -> dict[str, Any]:
+def _feature_analysis(key: str, test: Test, counters: reads.Counters) -> dict[str, Any]:
     """Per feature value: each variant's traffic share and mean reward among visitors with it."""
-    vocabulary, raw = state.feature_analysis(key)
+    vocabulary, raw = reads.feature_analysis(key)
     if not vocabulary:
         return {}
     features = []
@@ -154,7 +154,7 @@ def _feature_analysis(key: str, test: Test, counters: state.Counters) -> dict[st
     }
 
 
-def _exploitation(counters: state.Counters) -> dict[str, Any]:
+def _exploitation(counters: reads.Counters) -> dict[str, Any]:
     exploit = counters.kinds.get("exploit", 0)
     explore = counters.kinds.get("explore", 0)
     return {

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from bandit import policy, state
+from bandit import policy
 from bandit.models import Test
+from bandit.state import learned
 
 
 @dataclass(frozen=True)
@@ -59,13 +60,13 @@ _lock = threading.Lock()  # guards the refresh bookkeeping only, never a fetch
 
 
 def _build(definition: Definition) -> Snapshot:
-    learned = state.load_learned(definition.id, definition.variant_ids)
+    loaded = learned.load_learned(definition.id, definition.variant_ids)
     return Snapshot(
         definition,
-        learned.stats,
-        policy.build_posterior(learned.stats),
-        learned.version,
-        learned.rollout,
+        loaded.stats,
+        policy.build_posterior(loaded.stats),
+        loaded.version,
+        loaded.rollout,
         time.monotonic(),
     )
 
@@ -107,7 +108,7 @@ def _refresh(snapshot: Snapshot) -> None:
             return
         _refreshing.add(test_id)
     try:
-        if state.learned_version(test_id) == snapshot.version:
+        if learned.learned_version(test_id) == snapshot.version:
             snapshot.checked_at = time.monotonic()
         else:
             _snapshots[test_id] = _build(snapshot.definition)

@@ -39,20 +39,32 @@ def main() -> None:
 
     django.setup()
     from bandit import services
+    from bandit.services import RewardInput
+    from system import config
 
+    in_force = config.known()
     began = time.perf_counter()
     if kind == "decide":
         for n in range(start, start + count):
-            services.recommend(test_id, context=context(n), request_id=request_id(n))
+            services.recommend(
+                test_id, context=context(n), request_id=request_id(n), settings_in_force=in_force
+            )
     else:
         for first in range(start, start + count, 1000):
             last = min(first + 1000, start + count)
             updates = [
-                {"request_id": request_id(n), "reward": n % 3 == 0} for n in range(first, last)
+                RewardInput(
+                    index=n - first,
+                    reward=float(n % 3 == 0),
+                    variant=None,
+                    by_label=False,
+                    request_id=request_id(n),
+                    context={},
+                    inline=False,
+                )
+                for n in range(first, last)
             ]
-            for update in updates:
-                update["reward"] = int(update["reward"])
-            services.record_rewards(test_id, updates)
+            services.record_rewards(test_id, updates, settings_in_force=in_force)
     print(json.dumps({"kind": kind, "count": count, "seconds": time.perf_counter() - began}))
 
 

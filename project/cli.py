@@ -3,6 +3,11 @@
 It prepares the data directory, starts the embedded Redis when no REDIS_URL is given, applies
 migrations, and runs gunicorn with several workers. Ctrl-C or SIGTERM stops the web server
 (SIGTERM lets in-flight requests finish) and then the embedded Redis, which saves its data.
+
+Django and Scout's apps are imported inside the functions that need them, not for want of a
+better order: they may load only once the environment is prepared (the data directory, the
+Prometheus multiprocess directory, which must be set before the client is imported) and, for
+what each worker runs, only after gunicorn forked it.
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ def _post_worker_init(worker: Any) -> None:
     """Start each worker's background duties once it is forked and has loaded Django, and let
     open log streams end at once on a graceful stop, so it never waits for a viewer."""
     from bandit import checkpoints
-    from project.observability.stream import SHUTTING_DOWN
+    from core.observability.stream import SHUTTING_DOWN
 
     checkpoints.start_background()
     previous = signal.getsignal(signal.SIGTERM)
@@ -81,7 +86,7 @@ def _address() -> tuple[str, int]:
     """Where to listen: the environment wins, then what an operator stored over the API."""
     from django.conf import settings
 
-    from adminapi.models import SystemConfig
+    from system.models import SystemConfig
 
     stored = SystemConfig.load()
     host = settings.SCOUT_HOST if "SCOUT_HOST" in os.environ else stored.host or settings.SCOUT_HOST

@@ -94,12 +94,16 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "axes",
     "django_prometheus",
+    # Scout, bottom layer first (docs/architecture.md): the system administration (app label
+    # `adminapi`), the Test domain, the HTTP API and the console.
+    "system",
     "bandit",
-    "adminapi",
+    "api",
+    "console",
 ]
 
 MIDDLEWARE = [
-    "project.observability.middleware.RequestMetricsMiddleware",
+    "project.middleware.RequestMetricsMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "project.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -127,7 +131,7 @@ AXES_FAILURE_LIMIT = env_int("SCOUT_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = datetime.timedelta(minutes=env_int("SCOUT_LOGIN_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_CALLABLE = "project.errors.locked_out"
+AXES_LOCKOUT_CALLABLE = "api.errors.locked_out"
 AXES_VERBOSE = False
 
 ROOT_URLCONF = "project.urls"
@@ -240,14 +244,14 @@ SCOUT_MIN_UPDATE_REQUESTS = env_int("SCOUT_MIN_UPDATE_REQUESTS", 10, minimum=0, 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["project.parsers.StrictJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.StrictJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "adminapi.auth.BearerTokenAuthentication",
+        "api.access.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["adminapi.auth.ApiAccess"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.access.StaffOnly"],
     "UNAUTHENTICATED_USER": None,
-    "EXCEPTION_HANDLER": "project.errors.exception_handler",
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "STRICT_JSON": True,
 }
@@ -270,7 +274,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "project.openapi.contract_paths",
+        "api.openapi.contract_paths",
     ],
 }
 
@@ -363,18 +367,18 @@ SCOUT_LOG_STREAMS_PER_WORKER = env_int(
 PROMETHEUS_EXPORT_MIGRATIONS = False  # no migration queries in every worker at start
 
 # --- Logging --------------------------------------------------------------------------------
-# JSON lines on stdout, and the same entries into the shared Redis stream (project.observability).
+# JSON lines on stdout, and the same entries into the shared Redis stream (core.observability).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "project.observability.logs.JsonFormatter"}},
+    "formatters": {"json": {"()": "core.observability.logs.JsonFormatter"}},
     "handlers": {
         "stdout": {
             "class": "logging.StreamHandler",
             "formatter": "json",
             "stream": "ext://sys.stdout",
         },
-        "stream": {"class": "project.observability.logs.RedisStreamHandler"},
+        "stream": {"class": "core.observability.logs.RedisStreamHandler"},
     },
     "root": {"handlers": ["stdout", "stream"], "level": "DEBUG" if SCOUT_DEBUG else "INFO"},
     "loggers": {"django.db.backends": {"level": "INFO"}},

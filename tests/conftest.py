@@ -1,13 +1,19 @@
-"""Fixtures: one real Scout server for the session, reached over HTTP like any client would."""
+"""Fixtures: one real Scout server for the session, reached over HTTP like any client would;
+and, for the fast in-process tests, Scout's own code on a test database and a real Redis."""
 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
+import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from tests.live import ADMIN, Backends, ScoutServer
 
@@ -78,9 +84,55 @@ def details(api: httpx.Client, test_id: str) -> dict[str, Any]:
 def _no_log_shipping_from_the_test_process() -> None:
     """The servers under test ship their logs; this process (the client) has nothing to ship
     and no Redis of its own to ship to."""
-    from project.observability.logs import RedisStreamHandler
+    from core.observability.logs import RedisStreamHandler
 
     root = logging.getLogger()
     for handler in list(root.handlers):
         if isinstance(handler, RedisStreamHandler):
             root.removeHandler(handler)
+
+
+# --- In-process tests: services, scripts and selectors against a real Redis and database ------
+
+
+@pytest.fixture(scope="session")
+def process_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A real Redis for tests that call Scout's code in this process, and a key prefix of
+    their own: REDIS_URL's when it is set (only keys under that prefix are touched, and they
+    are removed at the end), else an embedded Redis of their own."""
+    from project.embedded_redis import EmbeddedRedis
+
+    prefix = f"scout-inprocess-{uuid.uuid4().hex[:12]}"
+    url = os.environ.get("REDIS_URL", "").strip()
+    embedded = None
+    if not url:
+        # A short path: a Unix socket's path is limited to about a hundred characters.
+        directory = Path(tempfile.mkdtemp(prefix="scout-r-"))
+        embedded = EmbeddedRedis(directory, directory / "redis.sock")
+        embedded.start()
+        url = f"unix://{directory / 'redis.sock'}"
+    yield url, prefix
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        client.unlink(key)
+    client.close()
+    if embedded is not None:
+        embedded.stop()
+
+
+@pytest.fixture
+def in_process(settings: Any, process_redis: tuple[str, str], db: None) -> Iterator[redis.Redis]:
+    """Scout's code in this process, on the test database and the tests' own Redis prefix;
+    answers a client of that Redis, to look at what the code wrote."""
+    from core import redis_client
+    from system import config
+
+    url, prefix = process_redis
+    settings.REDIS_URL = url
+    settings.SCOUT_REDIS_KEY_PREFIX = prefix
+    redis_client.use_redis(url)
+    config.reset()
+    client = redis.Redis.from_url(url, decode_responses=True)
+    yield client
+    client.close()
+    config.reset()

@@ -436,7 +436,7 @@ def _restore_redis(staff_basic: httpx.Client, server: ScoutServer) -> httpx.Resp
     server.manage(
         "shell",
         "-c",
-        "from adminapi.models import SystemConfig; "
+        "from system.models import SystemConfig; "
         "SystemConfig.objects.filter(pk=1).update(redis_host='', redis_port=None)",
     )
     return staff_basic.post("/admin/redis_config", json={"ttl": 86400})

@@ -1,0 +1,483 @@
+"""Request and response shapes of the Test endpoints.
+
+The request serializers are where input is checked, once, for the API and the console alike:
+each field takes exactly the JSON type it documents, within limits read from the settings, and
+the OpenAPI schema is generated from the same fields. The views hand the services typed
+values; the response serializers describe what comes back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema_field
+from rest_framework import serializers
+
+from api.validation import (
+    Boolean,
+    Integer,
+    Number,
+    Text,
+    first_message,
+    keys_of,
+    label_problem,
+    text_problem,
+)
+from bandit import defaults
+from bandit.policy import is_number
+from bandit.services import EntryRefused, RewardInput
+
+# Rewards and numeric context values beyond this magnitude are refused: their squares must stay
+# far from overflowing the sums Scout keeps.
+MAX_ABS_NUMBER = 1e12
+
+
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "integer"}]})
+class LabelField(serializers.JSONField):
+    """A variant label or reference: a string or an integer."""
+
+    def __init__(self, *, noun: str = "a string or an integer", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.noun = noun
+
+    def to_internal_value(self, data: object) -> str | int:
+        if label_problem(data):
+            raise serializers.ValidationError(f"{self.field_name} must be {self.noun}.")
+        return data  # type: ignore[return-value]
+
+
+def _check_label(variant_id: str, label: object) -> str | int:
+    if label_problem(label):
+        raise serializers.ValidationError(
+            f"variants.{variant_id}: a label must be a string or an integer."
+        )
+    if isinstance(label, str):
+        if not label.strip():
+            raise serializers.ValidationError(f"variants.{variant_id}: a label must not be empty.")
+        problem = text_problem(label, nul_allowed=False)
+        if problem:
+            raise serializers.ValidationError(f"variants.{variant_id}: a label {problem}.")
+    if len(str(label)) > settings.SCOUT_MAX_LABEL_LENGTH:
+        raise serializers.ValidationError(
+            f"variants.{variant_id}: a label is at most {settings.SCOUT_MAX_LABEL_LENGTH} "
+            "characters long."
+        )
+    return label  # type: ignore[return-value]
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+        "minProperties": 2,
+        "maxProperties": settings.SCOUT_MAX_VARIANTS,
+        "description": "Variant id (a non-negative integer, as a key) -> its label, unique.",
+    }
+)
+class VariantsField(serializers.JSONField):
+    """Variant ids are non-negative integers (as JSON keys); labels unique strings or ints."""
+
+    def to_internal_value(self, data: object) -> dict[int, str | int]:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                "variants must be an object mapping variant ids to labels."
+            )
+        if not 2 <= len(data) <= settings.SCOUT_MAX_VARIANTS:
+            raise serializers.ValidationError(
+                f"A Test needs between 2 and {settings.SCOUT_MAX_VARIANTS} variants, "
+                f"got {len(data)}."
+            )
+        clean: dict[int, str | int] = {}
+        seen: dict[str, str] = {}
+        for key, label in data.items():
+            text = str(key).strip()
+            if not text.isascii() or not text.isdigit() or len(text) > 9:
+                raise serializers.ValidationError(
+                    f"variants: the key {key!r} is not a non-negative integer variant id."
+                )
+            variant_id = int(text)
+            if variant_id in clean:
+                raise serializers.ValidationError(f"variants: the id {variant_id} appears twice.")
+            label = _check_label(text, label)
+            if str(label) in seen:
+                raise serializers.ValidationError(
+                    f"variants: the label {label!r} is used by variants {seen[str(label)]} and "
+                    f"{text}; labels must be unique."
+                )
+            seen[str(label)] = text
+            clean[variant_id] = label
+        return clean
+
+
+def check_context(context: object) -> dict[str, Any]:
+    """A context is a flat object of strings, finite numbers, booleans and nulls, within the
+    configured limits."""
+    if context is None:
+        return {}
+    if not isinstance(context, dict):
+        raise serializers.ValidationError("context must be a JSON object.")
+    if len(context) > settings.SCOUT_MAX_CONTEXT_KEYS:
+        raise serializers.ValidationError(
+            f"context has {len(context)} keys; the limit is {settings.SCOUT_MAX_CONTEXT_KEYS}."
+        )
+    for key, value in context.items():
+        if not key or len(key) > settings.SCOUT_MAX_CONTEXT_KEY_LENGTH:
+            raise serializers.ValidationError(
+                f"context keys must be 1 to {settings.SCOUT_MAX_CONTEXT_KEY_LENGTH} characters "
+                f"long; got {key[:40]!r}."
+            )
+        if text_problem(key):
+            raise serializers.ValidationError(
+                f"context keys {text_problem(key)}; got {key[:40]!r}."
+            )
+        if value is None or isinstance(value, bool):
+            continue
+        if isinstance(value, str):
+            if len(value) > settings.SCOUT_MAX_CONTEXT_VALUE_LENGTH:
+                raise serializers.ValidationError(
+                    f"context[{key!r}] is longer than "
+                    f"{settings.SCOUT_MAX_CONTEXT_VALUE_LENGTH} characters."
+                )
+            if text_problem(value):
+                raise serializers.ValidationError(f"context[{key!r}] {text_problem(value)}.")
+        elif isinstance(value, int | float):
+            if not is_number(value, MAX_ABS_NUMBER):
+                raise serializers.ValidationError(
+                    f"context[{key!r}] must be a finite number of magnitude at most "
+                    f"{MAX_ABS_NUMBER:g}."
+                )
+        else:
+            raise serializers.ValidationError(
+                f"context[{key!r}] must be a string, number, boolean or null; "
+                "nested objects and lists are not supported."
+            )
+    return context
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {
+            "oneOf": [
+                {"type": "string", "maxLength": settings.SCOUT_MAX_CONTEXT_VALUE_LENGTH},
+                {"type": "number", "minimum": -MAX_ABS_NUMBER, "maximum": MAX_ABS_NUMBER},
+                {"type": "boolean"},
+            ],
+            "nullable": True,
+        },
+        "maxProperties": settings.SCOUT_MAX_CONTEXT_KEYS,
+        "nullable": True,
+        "description": "A flat object of strings, numbers, booleans and nulls.",
+    }
+)
+class ContextField(serializers.JSONField):
+    def to_internal_value(self, data: object) -> dict[str, Any]:
+        return check_context(data)
+
+
+class RequestIdField(serializers.CharField):
+    """A client's id for one decision; absent or null means Scout makes one up."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        super().__init__(max_length=settings.SCOUT_MAX_REQUEST_ID_LENGTH, **kwargs)
+
+    def to_internal_value(self, data: object) -> str:
+        if not isinstance(data, str) or not data:
+            raise serializers.ValidationError("request_id must be a non-empty string.")
+        if len(data) > settings.SCOUT_MAX_REQUEST_ID_LENGTH:
+            raise serializers.ValidationError(
+                f"request_id is at most {settings.SCOUT_MAX_REQUEST_ID_LENGTH} characters long."
+            )
+        if text_problem(data):
+            raise serializers.ValidationError(f"request_id {text_problem(data)}.")
+        return data
+
+
+class Error(serializers.Serializer):
+    detail = serializers.CharField(help_text="What is wrong, in a sentence.")
+
+
+class TestSettingsFields(serializers.Serializer):
+    """A Test's own settings, each within its bounds (bandit.defaults); missing ones take the
+    current defaults. `validated_data["test_settings"]` is a defaults.TestSettings."""
+
+    __test__ = False  # not a pytest test class
+
+    trail_time_window_minutes = Integer(
+        required=False,
+        min_value=defaults.TRAIL_WINDOW_MINUTES[0],
+        max_value=defaults.TRAIL_WINDOW_MINUTES[1],
+    )
+    trail_bucket_granularity_seconds = Integer(
+        required=False,
+        min_value=defaults.TRAIL_GRANULARITY_SECONDS[0],
+        max_value=defaults.TRAIL_GRANULARITY_SECONDS[1],
+    )
+    minimum_update_requests = Integer(
+        required=False,
+        min_value=defaults.MINIMUM_UPDATE_REQUESTS[0],
+        max_value=defaults.MINIMUM_UPDATE_REQUESTS[1],
+    )
+    SETTINGS = (
+        "trail_time_window_minutes",
+        "trail_bucket_granularity_seconds",
+        "minimum_update_requests",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        base = self.context.get("base") or defaults.current()
+        values = {name: attrs.pop(name, getattr(base, name)) for name in self.SETTINGS}
+        chosen = defaults.TestSettings(**values)
+        buckets = defaults.trail_buckets(
+            chosen.trail_time_window_minutes, chosen.trail_bucket_granularity_seconds
+        )
+        if buckets > defaults.MAX_TRAIL_BUCKETS:
+            raise serializers.ValidationError(
+                f"The trail window holds {buckets} buckets of that granularity; at most "
+                f"{defaults.MAX_TRAIL_BUCKETS} are allowed. Choose a coarser granularity."
+            )
+        attrs["test_settings"] = chosen
+        return attrs
+
+
+class CreateTestRequest(TestSettingsFields):
+    name = Text(max_length=settings.SCOUT_MAX_NAME_LENGTH)
+    variants = VariantsField()
+
+
+class CreateTestResponse(serializers.Serializer):
+    message = serializers.CharField()
+    cb_model_id = serializers.UUIDField()
+    model_id = serializers.UUIDField(help_text="The same id, for clients of the original Scout.")
+    name = serializers.CharField()
+    variants = serializers.DictField(child=LabelField())
+
+
+class DeleteTestResponse(serializers.Serializer):
+    message = serializers.CharField()
+    cb_model_id = serializers.UUIDField()
+
+
+class TestSummary(serializers.Serializer):
+    cb_model_id = serializers.UUIDField()
+    name = serializers.CharField()
+    num_variants = serializers.IntegerField()
+    total_predictions = serializers.IntegerField()
+    total_updates = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    last_prediction_at = serializers.DateTimeField(allow_null=True)
+    last_update_at = serializers.DateTimeField(allow_null=True)
+    is_active = serializers.BooleanField()
+    global_variant_rollout = serializers.IntegerField(allow_null=True)
+
+
+class VariantPerformance(serializers.Serializer):
+    predictions = serializers.IntegerField()
+    updates = serializers.IntegerField()
+    reward_sum = serializers.FloatField()
+    average_reward = serializers.FloatField(allow_null=True)
+    current_prediction_ratio = serializers.FloatField()
+
+
+class PredictionTrailEntry(serializers.Serializer):
+    timestamp = serializers.DateTimeField(help_text="Start of the time bucket.")
+    variant_id = serializers.IntegerField()
+    context_keys = serializers.ListField(child=serializers.CharField())
+    count = serializers.IntegerField()
+
+
+class UpdateTrailEntry(PredictionTrailEntry):
+    reward = serializers.FloatField(allow_null=True, help_text="Mean reward in the bucket.")
+    reward_sum = serializers.FloatField()
+
+
+class TestDetails(TestSummary):
+    variants = serializers.DictField(child=LabelField())
+    trail_time_window_minutes = serializers.IntegerField()
+    trail_bucket_granularity_seconds = serializers.IntegerField()
+    minimum_update_requests_for_stats = serializers.IntegerField()
+    performance_summary = serializers.DictField(child=VariantPerformance())
+    prediction_trail = PredictionTrailEntry(many=True)
+    update_trail = UpdateTrailEntry(many=True)
+    context_feature_analysis = serializers.DictField(
+        help_text="Per feature value: each variant's traffic share and mean reward."
+    )
+    exploitation_exploration_ratio = serializers.DictField()
+
+
+class TestIdField(serializers.CharField):
+    """A Test's id as a client sent it; one that is not a UUID names no Test (404)."""
+
+    def to_internal_value(self, data: object) -> str:
+        if isinstance(data, bool) or not isinstance(data, str | int):
+            raise serializers.ValidationError(f"{self.field_name} must be a Test id (a UUID).")
+        return str(data)
+
+
+class FetchRequest(serializers.Serializer):
+    cb_model_id = TestIdField(
+        error_messages={"required": "cb_model_id is required.", "null": "cb_model_id is required."}
+    )
+    context = ContextField(required=False, allow_null=True)
+    request_id = RequestIdField()
+
+
+class FetchResponse(serializers.Serializer):
+    cb_model_id = serializers.UUIDField()
+    variant_id = serializers.IntegerField()
+    variant_label = LabelField()
+    recommended_variant = LabelField(help_text="The label, for clients of the original Scout.")
+    request_id = serializers.CharField()
+    is_global_rollout = serializers.BooleanField()
+    degraded = serializers.BooleanField(
+        required=False, help_text="Present and true when Redis was unavailable."
+    )
+    context_stored = serializers.BooleanField(required=False)
+    detail = serializers.CharField(required=False)
+
+
+class UpdateEntry(serializers.Serializer):
+    """One reward. Clients of the original Scout name the variant as `decision` (an id or a
+    label) and may send the context's keys inline, beside it."""
+
+    reward = Number(limit=MAX_ABS_NUMBER, error_messages={"required": "reward is required."})
+    variant_id = LabelField(required=False, allow_null=True, noun="a variant id (an integer)")
+    decision = LabelField(
+        required=False, allow_null=True, help_text="Variant id or label (original Scout)."
+    )
+    request_id = RequestIdField()
+    context = ContextField(required=False, allow_null=True)
+    context_used_for_prediction = Boolean(required=False)
+
+
+def reward_entry(index: int, raw: object) -> RewardInput | EntryRefused:
+    """Check one entry of a batch on its own: an entry that fails is refused alone."""
+    if not isinstance(raw, dict):
+        return EntryRefused(index, "each update must be a JSON object.")
+    entry = UpdateEntry(data=raw)
+    if not entry.is_valid():
+        return EntryRefused(index, first_message(entry.errors))
+    data = entry.validated_data
+    variant = data.get("variant_id")
+    by_label = variant is None and data.get("decision") is not None
+    if by_label:
+        variant = data["decision"]
+    if "context" in raw:
+        context, inline = data.get("context") or {}, raw["context"] is not None
+    elif "decision" in raw:
+        try:  # the original Scout's inline context: every key that is not a field
+            context, inline = check_context(keys_of(raw, set(UpdateEntry().fields))), True
+        except serializers.ValidationError as exc:
+            return EntryRefused(index, str(exc.detail[0]))
+    else:
+        context, inline = {}, False
+    return RewardInput(
+        index=index,
+        reward=data["reward"],
+        variant=variant,
+        by_label=by_label,
+        request_id=data.get("request_id"),
+        context=context,
+        inline=inline,
+        use_stored_context=data.get("context_used_for_prediction", True),
+    )
+
+
+class UpdatesField(serializers.ListField):
+    """The batch: a list of at most SCOUT_MAX_UPDATES_PER_BATCH entries, each checked on its own
+    (see `reward_entry`)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            child=UpdateEntry(),
+            max_length=settings.SCOUT_MAX_UPDATES_PER_BATCH,
+            **kwargs,
+        )
+
+    def to_internal_value(self, data: object) -> list[RewardInput | EntryRefused]:
+        if not isinstance(data, list):
+            raise serializers.ValidationError("updates must be a list of reward entries.")
+        limit = settings.SCOUT_MAX_UPDATES_PER_BATCH
+        if len(data) > limit:
+            raise serializers.ValidationError(
+                f"updates has {len(data)} entries; at most {limit} are accepted per request."
+            )
+        return [reward_entry(index, entry) for index, entry in enumerate(data)]
+
+
+class UpdateRequest(serializers.Serializer):
+    updates = UpdatesField(
+        error_messages={
+            "required": "updates must be a list of reward entries.",
+            "null": "updates must be a list of reward entries.",
+        }
+    )
+
+
+class EntryError(serializers.Serializer):
+    index = serializers.IntegerField()
+    reason = serializers.CharField()
+
+
+class Duplicate(serializers.Serializer):
+    index = serializers.IntegerField()
+    request_id = serializers.CharField()
+
+
+class UpdateResponse(serializers.Serializer):
+    message = serializers.CharField()
+    cb_model_id = serializers.UUIDField()
+    processed_updates = serializers.IntegerField()
+    failed_updates = serializers.IntegerField()
+    duplicate_updates = serializers.IntegerField()
+    errors = EntryError(many=True)
+    duplicates = Duplicate(many=True)
+
+
+class RolloutRequest(serializers.Serializer):
+    variant = LabelField(
+        help_text="The variant's id, or its label.",
+        error_messages={"required": "variant is required.", "null": "variant is required."},
+    )
+
+
+class RolloutResponse(serializers.Serializer):
+    message = serializers.CharField()
+    cb_model_id = serializers.UUIDField()
+    global_variant_id = serializers.IntegerField()
+    global_variant_label = LabelField()
+
+
+class ClearRolloutResponse(serializers.Serializer):
+    message = serializers.CharField()
+    cb_model_id = serializers.UUIDField()
+
+
+class TokenCheckResponse(serializers.Serializer):
+    valid = serializers.BooleanField()
+    name = serializers.CharField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
+_MEANINGS = {
+    400: "Bad input; the detail names the problem.",
+    401: "API protection is on and no valid token (or staff session) was sent.",
+    403: "Authenticated, but not allowed (or a session request without its CSRF token).",
+    404: "No such Test.",
+    413: "The body is larger than the limit.",
+    415: "The body is not JSON.",
+    429: "Too many failed logins from this address for this user name.",
+    503: "Redis or the database is unavailable; retry shortly.",
+}
+
+
+def errors(*codes: int) -> dict[int, OpenApiResponse]:
+    """The error answers an operation can give, each `{"detail": ...}`."""
+    return {code: OpenApiResponse(Error, description=_MEANINGS[code]) for code in codes}
+
+
+READ_ERRORS = (401, 403, 503)
+WRITE_ERRORS = (400, 401, 403, 413, 415, 503)

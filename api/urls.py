@@ -1,0 +1,40 @@
+"""The contract's Test endpoints; each path answers with and without a trailing slash."""
+
+from django.urls import re_path
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerView,
+)
+
+from api import views
+from api.system_views import TokenCheckView
+
+ID = r"(?P<cb_model_id>[^/]+)"
+
+urlpatterns = [
+    re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="schema"),
+    re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    re_path(r"^redoc/?$", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    re_path(r"^token/check/?$", TokenCheckView.as_view(), name="token_check"),
+    re_path(r"^create_model/?$", views.CreateTestView.as_view(), name="create_model"),
+    re_path(rf"^delete_model/{ID}/?$", views.DeleteTestView.as_view(), name="delete_model"),
+    re_path(r"^models/?$", views.ListTestsView.as_view(), name="models"),
+    re_path(rf"^model_details/{ID}/?$", views.TestDetailsView.as_view(), name="model_details"),
+    re_path(
+        r"^fetch_recommended_variant/?$",
+        views.FetchRecommendedVariantView.as_view(),
+        name="fetch_recommended_variant",
+    ),
+    re_path(rf"^update_model/{ID}/?$", views.UpdateTestView.as_view(), name="update_model"),
+    re_path(
+        rf"^rollout_global_variant/{ID}/?$",
+        views.RolloutView.as_view(),
+        name="rollout_global_variant",
+    ),
+    re_path(
+        rf"^clear_global_variant/{ID}/?$",
+        views.ClearRolloutView.as_view(),
+        name="clear_global_variant",
+    ),
+]

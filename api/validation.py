@@ -1,0 +1,137 @@
+"""Strict fields for the input serializers, and the one way to run a serializer.
+
+DRF's own fields are lenient (an IntegerField takes "5" and 5.0, a BooleanField "yes", a
+CharField turns 5 into "5"); Scout's contract is not, so each field here accepts exactly the
+JSON type it documents and refuses anything else with a sentence that names the field. Each is
+a subclass of the DRF field of its type, so drf-spectacular publishes its bounds (minimum,
+maximum, maxLength) in the OpenAPI schema: the documented limits are the enforced ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from rest_framework import serializers
+
+from bandit.policy import is_number
+
+S = TypeVar("S", bound=serializers.Serializer)
+
+
+def first_message(errors: Any, path: str = "") -> str:
+    """Flatten DRF's nested validation errors into one readable sentence."""
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            name = key if key != "non_field_errors" else ""
+            return first_message(value, f"{path}.{name}" if path and name else path or name)
+    if isinstance(errors, list) and errors:
+        return first_message(errors[0], path)
+    message = str(errors)
+    if not path or message.startswith(path):  # "name must be ..." names its field already
+        return message
+    return f"{path}: {message}"
+
+
+def validated(serializer_class: type[S], data: object, **context: Any) -> dict[str, Any]:
+    """Run a serializer over `data`; raise its ValidationError (a 400) or answer the values."""
+    serializer = serializer_class(data=data, context=context)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def text_problem(value: str, *, nul_allowed: bool = True) -> str | None:
+    """Why a string cannot be stored as it is, or None: a lone surrogate (it has no UTF-8
+    form) or, where the database keeps it, a NUL character (PostgreSQL refuses those)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode text (it holds a lone surrogate)"
+    if not nul_allowed and "\x00" in value:
+        return "must not contain NUL characters"
+    return None
+
+
+class Text(serializers.CharField):
+    """A non-empty string (surrounding white space dropped) of at most `max_length`
+    characters, without lone surrogates or NUL characters."""
+
+    def __init__(self, *, noun: str = "a non-empty string", **kwargs: Any) -> None:
+        kwargs.setdefault("min_length", 1)
+        super().__init__(**kwargs)
+        self.noun = noun
+
+    def to_internal_value(self, data: object) -> str:
+        name = self.field_name
+        if not isinstance(data, str) or not data.strip():
+            raise serializers.ValidationError(f"{name} must be {self.noun}.")
+        problem = text_problem(data, nul_allowed=False)
+        if problem:
+            raise serializers.ValidationError(f"{name} {problem}.")
+        if self.max_length is not None and len(data) > self.max_length:
+            raise serializers.ValidationError(
+                f"{name} is at most {self.max_length} characters long."
+            )
+        return data.strip()
+
+
+class Integer(serializers.IntegerField):
+    """A JSON integer (not a boolean, not a float) between `min_value` and `max_value`."""
+
+    def to_internal_value(self, data: object) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise serializers.ValidationError(self._expected())
+        low, high = self.min_value, self.max_value
+        if (low is not None and data < low) or (high is not None and data > high):
+            raise serializers.ValidationError(self._expected())
+        return data
+
+    def _expected(self) -> str:
+        low, high = self.min_value, self.max_value
+        if low is not None and high is not None:
+            return f"{self.field_name} must be an integer between {low} and {high}."
+        if low is not None:
+            return f"{self.field_name} must be an integer of at least {low}."
+        return f"{self.field_name} must be an integer."
+
+
+class Boolean(serializers.BooleanField):
+    """A JSON boolean, nothing that merely looks like one."""
+
+    def to_internal_value(self, data: object) -> bool:
+        if not isinstance(data, bool):
+            raise serializers.ValidationError(
+                f"{self.field_name} must be a boolean (true or false)."
+            )
+        return data
+
+
+class Number(serializers.FloatField):
+    """A finite JSON number of magnitude at most `limit` (not a boolean)."""
+
+    def __init__(self, *, limit: float, **kwargs: Any) -> None:
+        super().__init__(min_value=-limit, max_value=limit, **kwargs)
+        self.limit = limit
+
+    def to_internal_value(self, data: object) -> float:
+        name = self.field_name
+        if not is_number(data, math.inf):
+            raise serializers.ValidationError(f"{name} must be a finite number.")
+        if not is_number(data, self.limit):
+            raise serializers.ValidationError(
+                f"{name} must be of magnitude at most {self.limit:g}."
+            )
+        return float(data)  # type: ignore[arg-type]
+
+
+def label_problem(value: object) -> str | None:
+    """Why `value` cannot be a variant label or reference (a string or an integer)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return "must be a string or an integer"
+    return None
+
+
+def keys_of(data: Mapping[str, Any], known: set[str]) -> dict[str, Any]:
+    """The entries of `data` other than `known` fields."""
+    return {key: value for key, value in data.items() if key not in known}

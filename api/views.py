@@ -1,0 +1,268 @@
+"""One view per operation of the contract's Test endpoints. A view checks its body with its
+request serializer, lets the caller in (api.access), calls one service and shapes the answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api import access
+from api import serializers as shapes
+from api.negotiation import JsonOnly
+from api.serializers import READ_ERRORS, WRITE_ERRORS, errors
+from api.validation import validated
+from bandit import selectors, services
+from core.errors import InvalidInput
+from system import config
+
+
+class ApiView(APIView):
+    """Base of the `/api/` endpoints. Callers are let in by `api.access.admit` under an
+    explicit configuration, and only when API protection asks for it, so an open API never
+    rejects a stray header. The authentication classes are named for the OpenAPI schema and
+    the `WWW-Authenticate` header of a 401; nothing here reads `request.user`."""
+
+    authentication_classes = [access.BearerTokenAuthentication, SessionAuthentication]
+    permission_classes: list[type] = []
+    content_negotiation_class = JsonOnly
+    # False for the products' hot path, whose views let the caller in themselves
+    # (`access.serve_checked`), under the worker's copy of the configuration.
+    admit_first = True
+
+    def perform_authentication(self, request: Request) -> None:
+        """Who the caller is, is asked only when protection is on (see `initial`)."""
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if self.admit_first:
+            self.settings_in_force = config.current()
+            access.admit(request, self.settings_in_force)
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="scout"'
+
+    def actor(self, request: Request) -> Any:
+        return access.actor_of(request, self.settings_in_force)
+
+
+def body_object(request: Request) -> dict[str, Any]:
+    """The JSON body, which must be an object (an empty body reads as an empty object)."""
+    data = request.data
+    if not isinstance(data, dict):
+        raise InvalidInput("The request body must be a JSON object.")
+    return data
+
+
+class CreateTestView(ApiView):
+    @extend_schema(
+        tags=["Tests"],
+        summary="Create a Test",
+        request=shapes.CreateTestRequest,
+        responses={200: shapes.CreateTestResponse, **errors(*WRITE_ERRORS)},
+        examples=[
+            OpenApiExample(
+                "Two variants",
+                value={"name": "Checkout button", "variants": {"0": "Blue", "1": "Green"}},
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        # Beyond the contract: a Test may set its own trail and minimum, else the defaults.
+        body = validated(shapes.CreateTestRequest, body_object(request))
+        test = services.create_test(
+            name=body["name"],
+            variants=body["variants"],
+            test_settings=body["test_settings"],
+            actor=self.actor(request),
+        )
+        return Response(
+            {
+                "message": "Test created successfully",
+                "cb_model_id": str(test.id),
+                "model_id": str(test.id),
+                "name": test.name,
+                "variants": test.variants,
+            }
+        )
+
+
+class DeleteTestView(ApiView):
+    @extend_schema(
+        tags=["Tests"],
+        summary="Delete a Test and all its data",
+        request=None,
+        responses={200: shapes.DeleteTestResponse, **errors(404, *WRITE_ERRORS)},
+    )
+    def post(self, request: Request, cb_model_id: str) -> Response:
+        test_id = services.delete_test(cb_model_id, self.actor(request))
+        return Response(
+            {"message": f"Test {test_id} successfully deleted.", "cb_model_id": test_id}
+        )
+
+
+class ListTestsView(ApiView):
+    @extend_schema(
+        tags=["Tests"],
+        summary="List Tests with their summaries",
+        responses={200: shapes.TestSummary(many=True), **errors(*READ_ERRORS)},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(selectors.list_tests())
+
+
+class TestDetailsView(ApiView):
+    @extend_schema(
+        tags=["Tests"],
+        summary="A Test's details, performance, trails and analysis",
+        responses={200: shapes.TestDetails, **errors(404, *READ_ERRORS)},
+    )
+    def get(self, request: Request, cb_model_id: str) -> Response:
+        return Response(selectors.details(cb_model_id))
+
+
+class FetchRecommendedVariantView(ApiView):
+    admit_first = False
+
+    @extend_schema(
+        tags=["Decisions and rewards"],
+        summary="Which variant should this visitor see?",
+        description=(
+            "Thompson sampling over what the Test learned for this context. The decision and "
+            "its context are stored under `request_id` (generated when not sent) for the "
+            "context TTL, so a reward can name only the `request_id`. Sending a `request_id` "
+            "again answers the same decision."
+        ),
+        request=shapes.FetchRequest,
+        responses={200: shapes.FetchResponse, **errors(404, *WRITE_ERRORS)},
+        examples=[
+            OpenApiExample(
+                "With a context",
+                value={
+                    "cb_model_id": "3f2b8c1e-7d4a-4e8b-9c61-2a5d0f9e1b7c",
+                    "context": {"device": "mobile", "plan": "pro"},
+                    "request_id": "visit-1",
+                },
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        body = validated(shapes.FetchRequest, body_object(request))
+        recommendation = access.serve_checked(
+            request,
+            lambda settings_in_force: services.recommend(
+                body["cb_model_id"],
+                context=body.get("context") or {},
+                request_id=body.get("request_id"),
+                settings_in_force=settings_in_force,
+            ),
+        )
+        body = {
+            "cb_model_id": recommendation.test_id,
+            "variant_id": recommendation.variant_id,
+            "variant_label": recommendation.variant_label,
+            "recommended_variant": recommendation.variant_label,
+            "request_id": recommendation.request_id,
+            "is_global_rollout": recommendation.is_global_rollout,
+        }
+        if recommendation.degraded:
+            body["degraded"] = True
+            body["context_stored"] = False
+            body["detail"] = (
+                "Redis is unavailable: this decision was chosen from the last known state and "
+                "not stored; report its reward with the variant_id and the context inline."
+            )
+        return Response(body)
+
+
+class UpdateTestView(ApiView):
+    admit_first = False
+
+    @extend_schema(
+        tags=["Decisions and rewards"],
+        summary="Report rewards",
+        description=(
+            "Up to SCOUT_MAX_UPDATES_PER_BATCH (1,000 by default) rewards; each succeeds or "
+            "fails on its own (failures are listed with their index and reason). A second "
+            "reward for the same `request_id` is not counted again: it is reported as a "
+            "duplicate, so retries are safe."
+        ),
+        request=shapes.UpdateRequest,
+        responses={200: shapes.UpdateResponse, **errors(404, *WRITE_ERRORS)},
+        examples=[
+            OpenApiExample(
+                "By request id",
+                value={"updates": [{"request_id": "visit-1", "variant_id": 0, "reward": 1}]},
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request, cb_model_id: str) -> Response:
+        entries = validated(shapes.UpdateRequest, body_object(request))["updates"]
+        report = access.serve_checked(
+            request,
+            lambda settings_in_force: services.record_rewards(
+                cb_model_id, entries, settings_in_force=settings_in_force
+            ),
+        )
+        failed = len(report.errors)
+        return Response(
+            {
+                "message": (
+                    f"Test updated successfully with {report.processed} records "
+                    f"({failed} failures)."
+                ),
+                "cb_model_id": report.test_id,
+                "processed_updates": report.processed,
+                "failed_updates": failed,
+                "duplicate_updates": len(report.duplicates),
+                "errors": report.errors,
+                "duplicates": report.duplicates,
+            }
+        )
+
+
+class RolloutView(ApiView):
+    @extend_schema(
+        tags=["Tests"],
+        summary="Serve one variant to everyone",
+        request=shapes.RolloutRequest,
+        responses={200: shapes.RolloutResponse, **errors(404, *WRITE_ERRORS)},
+    )
+    def post(self, request: Request, cb_model_id: str) -> Response:
+        body = validated(shapes.RolloutRequest, body_object(request))
+        test, variant_id = services.rollout(cb_model_id, body["variant"], self.actor(request))
+        return Response(
+            {
+                "message": (
+                    f"Global variant rollout for Test {test.id} set to variant {variant_id}."
+                ),
+                "cb_model_id": str(test.id),
+                "global_variant_id": variant_id,
+                "global_variant_label": test.label_of(variant_id),
+            }
+        )
+
+
+class ClearRolloutView(ApiView):
+    @extend_schema(
+        tags=["Tests"],
+        summary="Return to sampling",
+        request=None,
+        responses={200: shapes.ClearRolloutResponse, **errors(404, *WRITE_ERRORS)},
+    )
+    def post(self, request: Request, cb_model_id: str) -> Response:
+        test = services.clear_rollout(cb_model_id, self.actor(request))
+        return Response(
+            {
+                "message": f"Global variant rollout cleared for Test {test.id}.",
+                "cb_model_id": str(test.id),
+            }
+        )

@@ -1,1 +1,0 @@
-"""The REST API of the Test domain: thin views that validate shape, call a service, answer."""

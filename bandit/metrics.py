@@ -1,0 +1,86 @@
+"""The Prometheus metrics of the Test domain, defined once (see core.observability.metrics for
+how they are collected across workers). The contract calls Tests "models", and so do the metric
+names, which are part of what operators scrape."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from django.db import DatabaseError
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+from bandit.models import Test
+
+logger = logging.getLogger(__name__)
+
+# --- Tests (the contract calls them models) ------------------------------------------------
+MODEL_PREDICTIONS = Counter(
+    "model_predictions",
+    "Decisions served (idempotent replays of a stored decision are not counted again).",
+    ["model_id", "variant"],
+)
+MODEL_UPDATES = Counter(
+    "model_updates", "Rewards counted into a Test's statistics.", ["model_id", "variant"]
+)
+MODEL_REWARDS = Counter(
+    "model_rewards",
+    "Reward entries received, whatever their outcome (counted, duplicate or failed).",
+    ["model_id"],
+)
+MODEL_REWARD = Histogram(
+    "model_reward",
+    "Values of the rewards counted.",
+    ["model_id"],
+    buckets=(0, 0.1, 0.25, 0.5, 0.75, 1, 2, 5, 10, 100, 1000),  # OpenMetrics: none below 0
+)
+
+# --- Health signals -------------------------------------------------------------------------
+CONTEXTS_STORED = Counter(
+    "scout_contexts_stored", "Decisions whose context was stored under their request_id."
+)
+CONTEXTS_EXPIRED = Counter(
+    "scout_contexts_expired",
+    "Rewards naming a request_id with no stored decision: expired after the context TTL, or "
+    "never issued (Redis cannot tell the two apart). `outcome` says whether the reward still "
+    "taught the Test with its inline context or failed.",
+    ["outcome"],
+)
+DUPLICATE_REWARDS = Counter(
+    "scout_duplicate_rewards",
+    "Rewards for a request_id whose reward was already counted (reported, not counted again).",
+)
+DEGRADED_DECISIONS = Counter(
+    "scout_degraded_decisions",
+    "Decisions answered from a worker's snapshot while Redis was unavailable.",
+)
+STATE_RESTORES = Counter(
+    "scout_state_restores",
+    "Tests refilled from their checkpoint after Redis lost their state.",
+)
+FEATURE_OVERFLOW = Counter(
+    "scout_feature_overflow",
+    "Context features ignored because a Test's feature vocabulary was full (SCOUT_MAX_FEATURES).",
+)
+
+
+class ActiveTestsCollector:
+    """`active_models`, read from the database at scrape time.
+
+    Computed rather than kept as a gauge, so that every worker and host agrees and a restart
+    never shows a stale count.
+    """
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            count = Test.objects.filter(global_variant_rollout__isnull=True).count()
+        except DatabaseError as exc:
+            # The rest of the scrape is still worth having; /readyz reports the database.
+            logger.warning("active_models left out of the scrape: %s", exc)
+            return
+        family = GaugeMetricFamily(
+            "active_models", "Tests that are learning (no global rollout in force)."
+        )
+        family.add_metric([], count)
+        yield family

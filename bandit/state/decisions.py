@@ -1,0 +1,72 @@
+"""Storing a decision: one script stores its context, counts it and honours a rollout."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from bandit.metrics import FEATURE_OVERFLOW
+from bandit.state import keys
+from core.redis_client import guarded
+from core.scripts import Guard, beside
+
+_DECIDE = beside(__file__, "decide.lua")
+
+
+@dataclass(frozen=True)
+class Decision:
+    variant_id: int
+    is_global_rollout: bool
+    replayed: bool  # the request id already named a decision; this is that decision
+
+
+@guarded
+def record_decision(
+    test_id: str,
+    *,
+    guard: Guard | None,
+    variant_id: int,
+    exploit: bool,
+    request_id: str,
+    context_json: str,
+    context_keys: Sequence[str],
+    features: Iterable[str],
+    context_ttl_seconds: int,
+    trail_window_seconds: int,
+    trail_granularity_seconds: int,
+) -> Decision:
+    """One round trip: store the decision and its context, count it, honour a rollout.
+
+    Raises ConfigMoved, having written nothing, when the guard finds the worker's configuration
+    stale, and TestMissing when Redis has no state for the Test.
+    """
+    now = time.time()
+    script_keys = [
+        keys.meta(test_id),
+        keys.stats(test_id),
+        keys.vocab(test_id),
+        keys.analysis(test_id),
+        keys.context(test_id, request_id),
+        keys.trail(test_id, "tp", keys.bucket(now, trail_granularity_seconds)),
+    ]
+    args = [
+        variant_id,
+        "exploit" if exploit else "explore",
+        f"{now:.6f}",
+        context_ttl_seconds,
+        trail_window_seconds + trail_granularity_seconds,
+        settings.SCOUT_MAX_FEATURES,
+        context_json,
+        len(context_keys),
+        *context_keys,
+        *features,
+    ]
+    variant, rollout, replayed, overflow = _DECIDE(script_keys, args, guard)
+    if variant == -1:
+        raise keys.TestMissing(test_id)
+    if overflow:
+        FEATURE_OVERFLOW.inc(overflow)
+    return Decision(int(variant), bool(rollout), bool(replayed))

@@ -1,0 +1,82 @@
+"""The Redis keys of a Test. Every key of a Test shares the hash tag `{<test id>}`, so a Redis
+Cluster keeps a Test in one slot and its scripts stay atomic. Keys (P is SCOUT_REDIS_KEY_PREFIX,
+T the tag):
+
+- `P:T:meta`        hash: marks that the Test exists; `rollout` holds a rolled-out variant id.
+- `P:T:stats`       hash of display counters: `n` decisions, `p:<v>` decisions per variant,
+                    `lp` time of the last decision, `exploit`/`explore`/`rollout` decision kinds,
+                    `overflow` features ignored because the vocabulary was full.
+- `P:T:learn`       hash of additive sufficient statistics, written only by rewards:
+                    `u` rewards, `lu` time of the last reward, per variant `u:<v>` rewards,
+                    `s:<v>` reward sum, `q:<v>` sum of squares, and for contexts `c:<v>:<i>`
+                    (sum of x_i), `b:<v>:<i>` (sum of x_i * reward), `A:<v>:<i>:<j>` (sum of
+                    x_i * x_j, i <= j); `nb` counts rewards other than 0 and 1.
+- `P:T:vocab`       hash: feature name -> index (1-based; 0 is the bias), at most
+                    SCOUT_MAX_FEATURES entries.
+- `P:T:fa`          hash: per variant and feature index, decisions `p:<v>:<i>`, rewards
+                    `u:<v>:<i>` and reward sums `s:<v>:<i>` (the context feature analysis).
+- `P:T:c:<request>` string `<variant>|<context JSON>` for the context TTL, or `<variant>|r`
+                    once its reward was counted (a later reward is a duplicate).
+- `P:T:tp:<bucket>` and `P:T:tu:<bucket>`: the prediction and reward trails, one hash per time
+                    bucket, expiring after the Test's trail window.
+
+The meta, stats, learn, vocab and fa hashes (`DURABLE`) are checkpointed to the database
+(bandit.checkpoints) and written back by `durable.restore_test` when Redis lost them.
+"""
+
+from __future__ import annotations
+
+from core.redis_client import key
+
+# The hashes that hold what a Test learned and counted. Contexts and trails are left out: they
+# expire anyway, and copying them would cost more than they are worth.
+DURABLE = ("meta", "stats", "learn", "vocab", "fa")
+
+
+class TestMissing(Exception):
+    """Redis holds no state for this Test (deleted, or Redis lost its data)."""
+
+    __test__ = False  # not a pytest test class
+
+
+def tag(test_id: str) -> str:
+    return key(f"{{{test_id}}}")
+
+
+def meta(test_id: str) -> str:
+    return f"{tag(test_id)}:meta"
+
+
+def stats(test_id: str) -> str:
+    return f"{tag(test_id)}:stats"
+
+
+def learn(test_id: str) -> str:
+    return f"{tag(test_id)}:learn"
+
+
+def vocab(test_id: str) -> str:
+    return f"{tag(test_id)}:vocab"
+
+
+def analysis(test_id: str) -> str:
+    return f"{tag(test_id)}:fa"
+
+
+def durable(test_id: str, name: str) -> str:
+    """One of the DURABLE hashes."""
+    return f"{tag(test_id)}:{name}"
+
+
+def context(test_id: str, request_id: str) -> str:
+    return f"{tag(test_id)}:c:{request_id}"
+
+
+def trail(test_id: str, kind: str, bucket: int) -> str:
+    """`kind` is `tp` (predictions) or `tu` (rewards); `bucket` the bucket's start."""
+    return f"{tag(test_id)}:{kind}:{bucket}"
+
+
+def bucket(now: float, granularity: int) -> int:
+    """The start (epoch seconds) of the trail bucket that holds `now`."""
+    return int(now // granularity) * granularity

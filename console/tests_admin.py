@@ -1,0 +1,403 @@
+"""The Tests pages of the operator's console: the list, the create form, deletion, and each
+Test's dashboard with its rollout buttons.
+
+Every change goes through `bandit.services` with the logged-in user as the audit actor, the
+same rules the REST API follows; the create form checks its values with the API's own
+serializer. What the dashboard shows is assembled in `bandit.dashboard`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.timesince import timesince
+from redis.exceptions import RedisError
+from rest_framework import serializers
+from unfold.admin import ModelAdmin
+from unfold.decorators import display
+from unfold.widgets import (
+    UnfoldAdminIntegerFieldWidget,
+    UnfoldAdminTextareaWidget,
+    UnfoldAdminTextInputWidget,
+)
+
+from api import serializers as shapes
+from api.access import actor_of
+from api.validation import first_message, validated
+from bandit import dashboard, defaults, services
+from bandit.models import Test
+from core.errors import ServiceError
+
+REDIS_DOWN = "Redis is unavailable right now; nothing was changed. Try again shortly."
+
+
+class TestCreateForm(forms.ModelForm):
+    """A new Test: name, variant labels one per line (ids 0, 1, 2... in that order), and its
+    own trail window, granularity and minimum rewards (the current defaults preset)."""
+
+    variant_labels = forms.CharField(
+        label="Variants",
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 4, "placeholder": "Blue\nGreen"}),
+        help_text="One label per line; the first gets variant id 0, the next 1, and so on.",
+    )
+    trail_time_window_minutes = forms.IntegerField(
+        label="Trail window (minutes)",
+        widget=UnfoldAdminIntegerFieldWidget,
+        help_text="How far back the dashboard's charts and the trails reach.",
+    )
+    trail_bucket_granularity_seconds = forms.IntegerField(
+        label="Trail granularity (seconds)",
+        widget=UnfoldAdminIntegerFieldWidget,
+        help_text="The size of one point of the charts.",
+    )
+    minimum_update_requests = forms.IntegerField(
+        label="Minimum rewards",
+        widget=UnfoldAdminIntegerFieldWidget,
+        help_text="Until the Test has this many rewards, variants are chosen uniformly.",
+    )
+
+    class Meta:
+        model = Test
+        fields = ["name"]
+        widgets = {"name": UnfoldAdminTextInputWidget}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, value in defaults.current().as_dict().items():
+            self.fields[name].initial = value
+
+    def clean_name(self) -> str:
+        return _checked(lambda: _field("name").run_validation(self.cleaned_data.get("name")))
+
+    def clean_variant_labels(self) -> dict[int, str]:
+        lines = [line.strip() for line in self.cleaned_data["variant_labels"].splitlines()]
+        labels = {str(i): label for i, label in enumerate(line for line in lines if line)}
+        return _checked(lambda: _field("variants").run_validation(labels))
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        chosen = {name: cleaned.get(name) for name in shapes.TestSettingsFields.SETTINGS}
+        if None not in chosen.values():
+            cleaned["test_settings"] = _checked(
+                lambda: validated(shapes.TestSettingsFields, chosen)["test_settings"]
+            )
+        return cleaned
+
+
+def _field(name: str) -> serializers.Field:
+    """A field of the API's create serializer, bound to its name."""
+    return shapes.CreateTestRequest().fields[name]
+
+
+def _checked(check: Callable[[], Any]) -> Any:
+    """Run a check of the API's serializers; its refusal becomes a form error."""
+    try:
+        return check()
+    except serializers.ValidationError as exc:
+        raise forms.ValidationError(first_message(exc.detail)) from None
+
+
+class TestChangeList(ChangeList):
+    """The list of Tests, with each shown Test's counters read from Redis in one round trip."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        counters = dashboard.list_counters(list(self.result_list))
+        for test in self.result_list:
+            test.counters = counters.get(str(test.id)) if counters is not None else None
+        if counters is None and self.result_list:
+            messages.warning(request, "Redis is unavailable: activity counters are not shown.")
+
+
+class StateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("learning", "Learning"), ("rolled_out", "Rolled out")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Test]) -> QuerySet[Test]:
+        if self.value() == "learning":
+            return queryset.filter(global_variant_rollout__isnull=True)
+        if self.value() == "rolled_out":
+            return queryset.filter(global_variant_rollout__isnull=False)
+        return queryset
+
+
+@admin.register(Test)
+class TestAdmin(ModelAdmin):
+    list_display = (
+        "name",
+        "variant_list",
+        "predictions",
+        "rewards",
+        "rollout",
+        "state",
+        "age",
+    )
+    list_display_links = ("name",)
+    search_fields = ("name", "id")
+    list_filter = (StateFilter, "created_at")
+    ordering = ("-created_at",)
+    list_per_page = 50
+    add_form = TestCreateForm
+    add_fieldsets = (
+        (None, {"fields": ("name", "variant_labels")}),
+        (
+            "Settings",
+            {
+                "fields": (
+                    "trail_time_window_minutes",
+                    "trail_bucket_granularity_seconds",
+                    "minimum_update_requests",
+                )
+            },
+        ),
+    )
+
+    # --- The list -------------------------------------------------------------------------
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return TestChangeList
+
+    @display(description="Variants")
+    def variant_list(self, test: Test) -> str:
+        labels = [str(test.variants[str(v)]) for v in test.variant_ids()]
+        shown = ", ".join(labels[:4]) + (f" and {len(labels) - 4} more" if len(labels) > 4 else "")
+        return f"{len(labels)}: {shown}"
+
+    @display(description="Predictions")
+    def predictions(self, test: Test) -> str:
+        counters = getattr(test, "counters", None)
+        return f"{counters.total_predictions:,}" if counters is not None else "–"
+
+    @display(description="Rewards")
+    def rewards(self, test: Test) -> str:
+        counters = getattr(test, "counters", None)
+        return f"{counters.total_updates:,}" if counters is not None else "–"
+
+    @display(description="Rollout")
+    def rollout(self, test: Test) -> str:
+        if test.global_variant_rollout is None:
+            return "–"
+        return str(test.label_of(test.global_variant_rollout))
+
+    @display(description="State", label={"Learning": "success", "Rolled out": "info"})
+    def state(self, test: Test) -> str:
+        return "Learning" if test.is_active else "Rolled out"
+
+    @display(description="Age", ordering="created_at")
+    def age(self, test: Test) -> str:
+        return format_html(
+            '<span title="{}">{}</span>',
+            test.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            timesince(test.created_at, timezone.now()).split(",")[0],
+        )
+
+    # --- Create ---------------------------------------------------------------------------
+
+    def get_form(self, request: HttpRequest, obj: Test | None = None, **kwargs: Any):
+        if obj is None:
+            kwargs["form"] = self.add_form
+            kwargs["fields"] = None
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Test | None = None):
+        return self.add_fieldsets if obj is None else super().get_fieldsets(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: Test, form: Any, change: bool) -> None:
+        """Create through the service (database row, Redis state and audit together); the
+        admin then goes on with the created Test."""
+        if change:
+            raise PermissionDenied("A Test's definition cannot change once created.")
+        test = services.create_test(
+            name=form.cleaned_data["name"],
+            variants=form.cleaned_data["variant_labels"],
+            test_settings=form.cleaned_data["test_settings"],
+            actor=actor_of(request),
+        )
+        for field in Test._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(test, field.attname))
+        obj._state.adding = False
+        obj._state.db = test._state.db
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None):
+        # One way out of the form: the new Test's dashboard.
+        extra_context = {
+            **(extra_context or {}),
+            "show_save_and_add_another": False,
+            "show_save_and_continue": False,
+        }
+        try:
+            return super().add_view(request, form_url, extra_context)
+        except (ServiceError, RedisError) as exc:
+            messages.error(request, _reason(exc))
+            return HttpResponseRedirect(request.get_full_path())
+
+    def response_add(self, request: HttpRequest, obj: Test, post_url_continue=None):
+        messages.success(request, f"Test “{obj.name}” created. It answers decisions now.")
+        return HttpResponseRedirect(reverse("admin:bandit_test_change", args=[obj.pk]))
+
+    # --- Delete ---------------------------------------------------------------------------
+
+    def delete_model(self, request: HttpRequest, obj: Test) -> None:
+        """Through the service: the Test's Redis state goes with its row, and it is audited."""
+        services.delete_test(str(obj.pk), actor_of(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Test]) -> None:
+        for test in queryset:
+            services.delete_test(str(test.pk), actor_of(request))
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except (ServiceError, RedisError) as exc:
+            messages.error(request, _reason(exc))
+            return HttpResponseRedirect(reverse("admin:bandit_test_change", args=[object_id]))
+
+    # --- The dashboard --------------------------------------------------------------------
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("<uuid:object_id>/live/", wrap(self.live_view), name="bandit_test_live"),
+            path(
+                "<uuid:object_id>/rollout/<int:variant_id>/",
+                wrap(self.rollout_view),
+                name="bandit_test_rollout",
+            ),
+            path(
+                "<uuid:object_id>/clear_rollout/",
+                wrap(self.clear_rollout_view),
+                name="bandit_test_clear_rollout",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _test_or_404(self, request: HttpRequest, object_id: str) -> Test:
+        test = self.get_object(request, str(object_id))
+        if test is None:
+            raise Http404(f"Test {object_id} not found.")
+        if not self.has_view_permission(request, test):
+            raise PermissionDenied
+        return test
+
+    def _dashboard_context(self, request: HttpRequest, test: Test) -> dict[str, Any]:
+        try:
+            data = dashboard.dashboard(str(test.pk))
+            error = None
+        except (ServiceError, RedisError) as exc:
+            data, error = None, _reason(exc)
+        return {"test": test, "dashboard": data, "dashboard_error": error}
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url="", extra_context=None):
+        """A Test's page is its dashboard: definitions never change once created."""
+        if request.method != "GET":
+            raise PermissionDenied("A Test's definition cannot change once created.")
+        test = self._test_or_404(request, object_id)
+        context = {
+            **self.admin_site.each_context(request),
+            **self._dashboard_context(request, test),
+            "title": test.name,
+            "opts": self.opts,
+            "original": test,
+            "has_delete_permission": self.has_delete_permission(request, test),
+            "has_change_permission": self.has_change_permission(request, test),
+            "refresh_seconds": 5,
+        }
+        return TemplateResponse(request, "admin/bandit/test/dashboard.html", context)
+
+    def live_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The refreshing part of the dashboard, fetched every few seconds while it is open."""
+        test = self._test_or_404(request, object_id)
+        context = {
+            **self._dashboard_context(request, test),
+            "has_change_permission": self.has_change_permission(request, test),
+        }
+        status = 200 if context["dashboard"] is not None else 503
+        return TemplateResponse(
+            request, "admin/bandit/test/dashboard_live.html", context, status=status
+        )
+
+    def rollout_view(self, request: HttpRequest, object_id: str, variant_id: int):
+        """Confirm, then serve one variant to everyone from the next request on."""
+        test = self._test_or_404(request, object_id)
+        if not self.has_change_permission(request, test):
+            raise PermissionDenied
+        if str(variant_id) not in test.variants:
+            messages.error(request, f"Variant {variant_id} is not a variant of this Test.")
+            return self._back(test)
+        if request.method == "POST":
+            try:
+                services.rollout(str(test.pk), variant_id, actor_of(request))
+            except (ServiceError, RedisError) as exc:
+                messages.error(request, _reason(exc))
+            else:
+                messages.success(
+                    request, f"“{test.label_of(variant_id)}” is now served to every visitor."
+                )
+            return self._back(test)
+        return self._confirm(
+            request,
+            test,
+            title=f"Roll out “{test.label_of(variant_id)}” to everyone?",
+            text=(
+                "Every decision will answer this variant from the next request on, on every "
+                "worker. Rewards keep teaching the Test, and you can clear the rollout at any "
+                "time to let it choose again."
+            ),
+            button="Yes, roll it out",
+        )
+
+    def clear_rollout_view(self, request: HttpRequest, object_id: str):
+        test = self._test_or_404(request, object_id)
+        if not self.has_change_permission(request, test):
+            raise PermissionDenied
+        if request.method == "POST":
+            try:
+                services.clear_rollout(str(test.pk), actor_of(request))
+            except (ServiceError, RedisError) as exc:
+                messages.error(request, _reason(exc))
+            else:
+                messages.success(request, "Rollout cleared: the Test chooses by itself again.")
+            return self._back(test)
+        return self._confirm(
+            request,
+            test,
+            title="Clear the rollout?",
+            text="The Test goes back to Thompson sampling from the next request on.",
+            button="Yes, clear it",
+        )
+
+    def _confirm(self, request: HttpRequest, test: Test, *, title: str, text: str, button: str):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "text": text,
+            "button": button,
+            "opts": self.opts,
+            "original": test,
+            "test": test,
+        }
+        return TemplateResponse(request, "admin/bandit/test/confirm.html", context)
+
+    @staticmethod
+    def _back(test: Test) -> HttpResponseRedirect:
+        return HttpResponseRedirect(reverse("admin:bandit_test_change", args=[test.pk]))
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ServiceError):
+        return exc.detail
+    return REDIS_DOWN

@@ -1,0 +1,1 @@
+"""Logging, metrics, the shared log stream and readiness checks: the plumbing every layer uses."""

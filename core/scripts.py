@@ -1,0 +1,75 @@
+"""Lua scripts, kept in `.lua` files beside the module that owns them, run by their SHA.
+
+A script that writes on behalf of an API caller may carry a `Guard`: the caller was let in
+under the worker's copy of the operator configuration, and the guard makes the script write
+nothing, and answer the published version, when that copy turns out to be stale. The worker
+then checks the caller again under the new configuration (api.access). This spares the hot
+path a round trip per request for the version, yet a revoked token is refused from the very
+next request. Which key holds the version is the guard's business (system.config), so the
+script itself never names a key outside the slot of the keys it is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from redis.commands.core import Script
+
+from core import redis_client
+
+# Put before a guarded script: KEYS[1] holds the published version, ARGV[1] is the worker's.
+# Both are removed, so the script proper sees only its own keys and arguments.
+_GUARD = """
+local published = tonumber(redis.call('GET', KEYS[1]) or '0')
+if published > tonumber(ARGV[1]) then return {-2, published} end
+table.remove(KEYS, 1)
+table.remove(ARGV, 1)
+"""
+
+
+class ConfigMoved(Exception):
+    """The operator configuration is newer than the worker's copy; the script wrote nothing."""
+
+    def __init__(self, published: int) -> None:
+        super().__init__(f"configuration version {published} is published")
+        self.published = published
+
+
+@dataclass(frozen=True)
+class Guard:
+    """Run a script only if the version stored at `key` is no newer than `version`."""
+
+    key: str
+    version: int
+
+
+class LuaScript:
+    """One Lua script from a file; loaded into Redis on first use, and again by redis-py when
+    a restarted or new Redis does not know it."""
+
+    def __init__(self, path: Path) -> None:
+        self.source = path.read_text()
+        self._loaded: dict[bool, Script] = {}  # by whether it is guarded
+        redis_client.on_switch(self._loaded.clear)
+
+    def __call__(self, keys: list[str], args: list[Any], guard: Guard | None = None) -> list[Any]:
+        if guard is not None:
+            keys = [guard.key, *keys]
+            args = [guard.version, *args]
+        client = redis_client.connection()
+        guarded = guard is not None
+        script = self._loaded.get(guarded)
+        if script is None:
+            source = _GUARD + self.source if guarded else self.source
+            script = self._loaded[guarded] = client.register_script(source)
+        result = script(keys=keys, args=args, client=client)
+        if guarded and len(result) == 2 and result[0] == -2:
+            raise ConfigMoved(int(result[1]))
+        return result
+
+
+def beside(module_file: str, name: str) -> LuaScript:
+    """The script `name` in the folder of the module `module_file` (pass `__file__`)."""
+    return LuaScript(Path(module_file).with_name(name))

@@ -1,1 +1,0 @@
-"""Operating Scout: Prometheus metrics, structured logs and their live stream, health probes."""

@@ -1,0 +1,200 @@
+"""The Redis scripts of a Test, run in this process against a real Redis: what each one writes,
+to the number, without a server or HTTP in between."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from bandit.state import decisions, durable, keys, learned, lifecycle, reads, rewards
+from core.scripts import ConfigMoved, Guard
+from system import config
+
+pytestmark = pytest.mark.usefixtures("in_process")
+
+TTL = {"context_ttl_seconds": 3600, "trail_window_seconds": 3600, "trail_granularity_seconds": 60}
+
+
+def new_test() -> str:
+    test_id = str(uuid.uuid4())
+    lifecycle.create_test(test_id)
+    return test_id
+
+
+def decide(test_id: str, request_id: str, variant: int = 0, **overrides: object):
+    arguments = {
+        "guard": None,
+        "variant_id": variant,
+        "exploit": True,
+        "request_id": request_id,
+        "context_json": json.dumps({"colour": "red", "age": 30}),
+        "context_keys": ["age", "colour"],
+        "features": ['["colour","red"]', '["age"]'],
+        **TTL,
+        **overrides,
+    }
+    return decisions.record_decision(test_id, **arguments)
+
+
+def reward(request_id: str | None, variant: int, value: float, **features: float):
+    return rewards.Reward(
+        variant_id=variant,
+        reward=value,
+        request_id=request_id,
+        features=features,
+        context_keys=sorted(features),
+    )
+
+
+def test_a_decision_is_stored_counted_and_replayed(in_process):
+    test_id = new_test()
+    first = decide(test_id, "visit-1", variant=1)
+    assert first == decisions.Decision(1, is_global_rollout=False, replayed=False)
+    # The same request id answers the same decision and counts nothing more.
+    assert decide(test_id, "visit-1", variant=0) == decisions.Decision(1, False, True)
+    counters = reads.counters([test_id])[test_id]
+    assert counters.predictions == {1: 1}
+    assert counters.kinds == {"exploit": 1}
+    stored = rewards.stored_decisions(test_id, ["visit-1", "never"])
+    assert stored[0] == rewards.StoredDecision(1, json.dumps({"colour": "red", "age": 30}), False)
+    assert stored[1] is None
+    assert in_process.ttl(keys.context(test_id, "visit-1")) > 3500
+    # The vocabulary gave each feature an index, and the feature analysis counted the decision.
+    vocabulary, analysis = reads.feature_analysis(test_id)
+    assert vocabulary == {'["colour","red"]': 1, '["age"]': 2}
+    assert analysis == {"p:1:1": 1.0, "p:1:2": 1.0}
+
+
+def test_a_rollout_wins_over_the_sampled_variant(in_process):
+    test_id = new_test()
+    lifecycle.set_rollout(test_id, 2)
+    assert decide(test_id, "visit-1", variant=0) == decisions.Decision(2, True, False)
+    assert reads.counters([test_id])[test_id].kinds == {"rollout": 1}
+    lifecycle.set_rollout(test_id, None)
+    assert decide(test_id, "visit-2", variant=0) == decisions.Decision(0, False, False)
+
+
+def test_a_stale_configuration_writes_nothing(in_process):
+    test_id = new_test()
+    published = config.current().version + 1
+    config.publish_version(published)
+    stale = Guard(config.guard(config.known()).key, published - 1)
+    with pytest.raises(ConfigMoved) as moved:
+        decide(test_id, "visit-1", guard=stale)
+    assert moved.value.published == published
+    with pytest.raises(ConfigMoved):
+        rewards.record_rewards(test_id, [reward(None, 0, 1.0)], guard=stale, **TTL)
+    assert reads.counters([test_id])[test_id].total_predictions == 0
+    assert reads.counters([test_id])[test_id].total_updates == 0
+    assert rewards.stored_decisions(test_id, ["visit-1"]) == [None]
+    current = Guard(stale.key, published)
+    assert decide(test_id, "visit-1", guard=current).variant_id == 0
+
+
+def test_a_missing_test_is_told_apart(in_process):
+    with pytest.raises(keys.TestMissing):
+        decide(str(uuid.uuid4()), "visit-1")
+    with pytest.raises(keys.TestMissing):
+        rewards.record_rewards(str(uuid.uuid4()), [reward(None, 0, 1.0)], guard=None, **TTL)
+
+
+def test_rewards_add_exact_sufficient_statistics(in_process):
+    test_id = new_test()
+    decide(test_id, "visit-1", variant=1)
+    statuses = rewards.record_rewards(
+        test_id,
+        [
+            reward("visit-1", 1, 2.0, **{'["colour","red"]': 1.0, '["age"]': 30.0}),
+            reward(None, 1, 0.5, **{'["age"]': 10.0}),
+            reward(None, 0, 1.0),
+        ],
+        guard=None,
+        **TTL,
+    )
+    assert statuses == [rewards.APPLIED, rewards.APPLIED, rewards.APPLIED]
+    learn = {k: float(v) for k, v in in_process.hgetall(keys.learn(test_id)).items() if k != "lu"}
+    # Feature indexes: the decision gave red 1 and age 2.
+    assert learn == {
+        "u": 3.0,
+        "u:1": 2.0,
+        "s:1": 2.5,
+        "q:1": 4.25,
+        "u:0": 1.0,
+        "s:0": 1.0,
+        "q:0": 1.0,
+        "nb": 2.0,  # 2.0 and 0.5 are not 0/1 rewards
+        "c:1:1": 1.0,
+        "b:1:1": 2.0,
+        "A:1:1:1": 1.0,
+        "c:1:2": 40.0,
+        "b:1:2": 65.0,  # 30 * 2.0 + 10 * 0.5
+        "A:1:2:2": 1000.0,  # 30^2 + 10^2
+        "A:1:1:2": 30.0,
+    }
+    # The stored context is spent: a second reward for the request is a duplicate.
+    assert rewards.stored_decisions(test_id, ["visit-1"])[0].rewarded
+    again = rewards.record_rewards(test_id, [reward("visit-1", 1, 2.0)], guard=None, **TTL)
+    assert again == [rewards.DUPLICATE]
+    assert float(in_process.hget(keys.learn(test_id), "u")) == 3.0
+
+
+def test_the_policy_reads_the_sums_back_as_arrays(in_process):
+    test_id = new_test()
+    decide(test_id, "visit-1", variant=1)
+    rewards.record_rewards(
+        test_id,
+        [reward("visit-1", 1, 1.0, **{'["colour","red"]': 1.0, '["age"]': 3.0})],
+        guard=None,
+        **TTL,
+    )
+    loaded = learned.load_learned(test_id, [0, 1])
+    assert loaded.version == "1"
+    assert loaded.rollout is None
+    assert list(loaded.stats.updates) == [0.0, 1.0]
+    assert loaded.stats.xtx is not None and loaded.stats.xty is not None
+    # Row 1 (variant 1): bias, red, age; X^T X is symmetric and X^T y the features times 1.
+    assert loaded.stats.xtx[1].tolist() == [[1, 1, 3], [1, 1, 3], [3, 3, 9]]
+    assert loaded.stats.xty[1].tolist() == [1, 1, 3]
+    assert loaded.stats.xtx[0].tolist() == [[0, 0, 0]] * 3
+    assert learned.learned_version(test_id) == "1"
+
+
+def test_a_full_vocabulary_counts_what_it_ignores(in_process, settings):
+    settings.SCOUT_MAX_FEATURES = 1
+    test_id = new_test()
+    decide(test_id, "visit-1")
+    assert reads.feature_analysis(test_id)[0] == {'["colour","red"]': 1}
+    assert reads.counters([test_id])[test_id].overflow == 1
+
+
+def test_a_lost_test_is_refilled_once_from_its_export(in_process):
+    test_id = new_test()
+    decide(test_id, "visit-1", variant=1)
+    rewards.record_rewards(test_id, [reward("visit-1", 1, 1.0)], guard=None, **TTL)
+    exported = durable.export_tests([test_id])[test_id]
+    assert durable.totals([test_id]) == {test_id: (1, 1)}
+    lifecycle.delete_test(test_id)
+    assert durable.missing([test_id]) == {test_id}
+    assert durable.totals([test_id]) == {test_id: None}
+    assert durable.restore_test(test_id, exported, rollout=0)
+    assert not durable.restore_test(test_id, {}, rollout=None)  # already there: left alone
+    assert durable.totals([test_id]) == {test_id: (1, 1)}
+    assert learned.load_learned(test_id, [0, 1]).rollout == 0
+    assert reads.counters([test_id])[test_id].reward_sums == {1: 1.0}
+
+
+def test_trails_keep_one_bucket_per_variant_and_time(in_process):
+    test_id = new_test()
+    decide(test_id, "a", variant=0)
+    decide(test_id, "b", variant=0)
+    decide(test_id, "c", variant=1)
+    rewards.record_rewards(test_id, [reward("a", 0, 1.0, x=1.0)], guard=None, **TTL)
+    predictions, rewarded = reads.trails(test_id, window_seconds=3600, granularity_seconds=60)
+    assert len(predictions) == 1 and predictions[0].counts == {0: 2, 1: 1}
+    assert predictions[0].context_keys == {0: ["age", "colour"], 1: ["age", "colour"]}
+    assert len(rewarded) == 1 and rewarded[0].counts == {0: 1}
+    assert rewarded[0].reward_sums == {0: 1.0}
+    assert lifecycle.delete_test(test_id) >= 6  # meta, stats, learn, vocab, fa, contexts...
+    assert reads.trails(test_id, window_seconds=3600, granularity_seconds=60) == ([], [])
