@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from django.contrib.auth import authenticate
 from django.db import DatabaseError
+from django.http import HttpRequest
 from redis.exceptions import RedisError
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
@@ -50,7 +51,7 @@ class TokenUser:
         return f"token:{self.token.name}"
 
 
-def client_address(request: Request) -> str | None:
+def client_address(request: HttpRequest | Request) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
@@ -126,10 +127,16 @@ def serve_checked(request: Request, operation: Callable[[config.Config], T]) -> 
     return operation(fresh)
 
 
-def actor_of(request: Request, under: config.Config | None = None) -> Actor:
-    """The audit name of a caller: a staff user, `token:<name>`, or anonymous."""
+def actor_of(request: HttpRequest | Request, under: config.Config | None = None) -> Actor:
+    """The audit name of a caller: a staff user, `token:<name>`, or anonymous.
+
+    The console passes Django's HttpRequest; the API's views pass DRF's Request and `under`."""
     try:
-        user = identify(request, under) if under is not None else request.user
+        if under is None:
+            user = request.user
+        else:
+            assert isinstance(request, Request)  # identifying a caller takes DRF's Request
+            user = identify(request, under)
     except exceptions.APIException:
         user = None
     name = getattr(user, "username", None) or "anonymous"

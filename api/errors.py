@@ -17,25 +17,12 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from api.validation import first_message
 from core.errors import ServiceError
 from core.scripts import ConfigMoved
 from system import config
 
 logger = logging.getLogger(__name__)
-
-
-def _first_message(errors: Any, path: str = "") -> str:
-    """Flatten DRF's nested validation errors into one readable sentence."""
-    if isinstance(errors, dict):
-        for key, value in errors.items():
-            name = key if key != "non_field_errors" else ""
-            return _first_message(value, f"{path}.{name}" if path and name else path or name)
-    if isinstance(errors, list) and errors:
-        return _first_message(errors[0], path)
-    message = str(errors)
-    if not path or message.startswith(path):  # "name must be ..." names its field already
-        return message
-    return f"{path}: {message}"
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -60,7 +47,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
     if isinstance(exc, exceptions.ValidationError):
         return Response(
-            {"detail": _first_message(exc.detail), "errors": exc.detail},
+            {"detail": first_message(exc.detail), "errors": exc.detail},
             status=status.HTTP_400_BAD_REQUEST,
         )
     if isinstance(exc, exceptions.ParseError):

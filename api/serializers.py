@@ -41,7 +41,8 @@ class LabelField(serializers.JSONField):
         super().__init__(**kwargs)
         self.noun = noun
 
-    def to_internal_value(self, data: object) -> str | int:
+    # DRF's stubs give a JSONField's value as a dict or a list; this one takes a label.
+    def to_internal_value(self, data: object) -> str | int:  # type: ignore[override]
         if label_problem(data):
             raise serializers.ValidationError(f"{self.field_name} must be {self.noun}.")
         return data  # type: ignore[return-value]
@@ -78,7 +79,8 @@ def _check_label(variant_id: str, label: object) -> str | int:
 class VariantsField(serializers.JSONField):
     """Variant ids are non-negative integers (as JSON keys); labels unique strings or ints."""
 
-    def to_internal_value(self, data: object) -> dict[int, str | int]:
+    # DRF's stubs give a JSONField's value as a str-keyed dict or a list; these keys are ints.
+    def to_internal_value(self, data: object) -> dict[int, str | int]:  # type: ignore[override]
         if not isinstance(data, dict):
             raise serializers.ValidationError(
                 "variants must be an object mapping variant ids to labels."
@@ -244,7 +246,7 @@ class TestSettingsFields(serializers.Serializer):
 
 
 class CreateTestRequest(TestSettingsFields):
-    name = Text(max_length=settings.SCOUT_MAX_NAME_LENGTH)
+    name = Text(limit_setting="SCOUT_MAX_NAME_LENGTH")
     variants = VariantsField()
 
 
@@ -321,7 +323,9 @@ class FetchRequest(serializers.Serializer):
     cb_model_id = TestIdField(
         error_messages={"required": "cb_model_id is required.", "null": "cb_model_id is required."}
     )
-    context = ContextField(required=False, allow_null=True)
+    # A field named like a Serializer property: DRF's metaclass moves declared fields out of
+    # the class, so it does not replace the property; its stubs cannot tell.
+    context = ContextField(required=False, allow_null=True)  # type: ignore[assignment]
     request_id = RequestIdField()
 
 
@@ -349,7 +353,8 @@ class UpdateEntry(serializers.Serializer):
         required=False, allow_null=True, help_text="Variant id or label (original Scout)."
     )
     request_id = RequestIdField()
-    context = ContextField(required=False, allow_null=True)
+    # As in FetchRequest, a field named like a Serializer property (`context`).
+    context = ContextField(required=False, allow_null=True)  # type: ignore[assignment]
     context_used_for_prediction = Boolean(required=False)
 
 
@@ -371,6 +376,7 @@ def reward_entry(index: int, raw: object) -> RewardInput | EntryRefused:
         try:  # the original Scout's inline context: every key that is not a field
             context, inline = check_context(keys_of(raw, set(UpdateEntry().fields))), True
         except serializers.ValidationError as exc:
+            assert isinstance(exc.detail, list)  # check_context raises one message, in a list
             return EntryRefused(index, str(exc.detail[0]))
     else:
         context, inline = {}, False
@@ -433,7 +439,8 @@ class UpdateResponse(serializers.Serializer):
     processed_updates = serializers.IntegerField()
     failed_updates = serializers.IntegerField()
     duplicate_updates = serializers.IntegerField()
-    errors = EntryError(many=True)
+    # As in FetchRequest, a field named like a Serializer property (`errors`).
+    errors = EntryError(many=True)  # type: ignore[assignment]
     duplicates = Duplicate(many=True)
 
 

@@ -87,6 +87,7 @@ class TestDefaultsChange(TestSettingsFields):
         fields = super().get_fields()
         for short, name in self.SHORT_NAMES.items():
             long = fields[name]
+            assert isinstance(long, Integer)  # as TestSettingsFields declares it
             fields[short] = Integer(
                 required=False, min_value=long.min_value, max_value=long.max_value
             )
@@ -117,15 +118,27 @@ class SystemConfig(TestDefaults):
     auth_token = serializers.CharField(allow_null=True, help_text="Masked; never the token.")
 
 
-class SystemConfigChange(serializers.Serializer):
-    host = HostField(required=False)
-    port = Integer(required=False, min_value=1, max_value=65_535)
-    debug = Boolean(required=False)
+class Change(serializers.Serializer):
+    """A change of settings: any of its fields, but at least one."""
+
+    nothing_sent = "Send at least one field."
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs:
-            raise serializers.ValidationError("Send at least one of host, port, debug.")
+            raise serializers.ValidationError(self.nothing_sent)
         return attrs
+
+
+def port_field() -> Integer:
+    return Integer(required=False, min_value=1, max_value=65_535)
+
+
+class SystemConfigChange(Change):
+    nothing_sent = "Send at least one of host, port, debug."
+
+    host = HostField(required=False)
+    port = port_field()
+    debug = Boolean(required=False)
 
 
 class SystemConfigChanged(serializers.Serializer):
@@ -133,20 +146,17 @@ class SystemConfigChanged(serializers.Serializer):
     config = SystemConfig()
 
 
-class RedisConfigChange(serializers.Serializer):
+class RedisConfigChange(Change):
+    nothing_sent = "Send host and port, ttl, or both."
+
     host = HostField(required=False)
-    port = Integer(required=False, min_value=1, max_value=65_535)
+    port = port_field()
     ttl = Integer(
         required=False,
         min_value=1,
         max_value=MAX_CONTEXT_TTL_SECONDS,
         help_text="Context TTL, seconds.",
     )
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if not attrs:
-            raise serializers.ValidationError("Send host and port, ttl, or both.")
-        return attrs
 
 
 class RedisConfigChanged(serializers.Serializer):

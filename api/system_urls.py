@@ -9,7 +9,7 @@ urlpatterns = [
     re_path(r"^set_protection/?$", views.SetProtectionView.as_view(), name="set_protection"),
     re_path(r"^generate_token/?$", views.GenerateTokenView.as_view(), name="generate_token"),
     re_path(r"^redis_health/?$", views.RedisHealthView.as_view(), name="redis_health"),
-    re_path(r"^model_config/?$", views.ModelConfigView.as_view(), name="model_config"),
+    re_path(r"^model_config/?$", views.TestDefaultsView.as_view(), name="model_config"),
     re_path(r"^system_config/?$", views.SystemConfigView.as_view(), name="system_config"),
     re_path(r"^redis_config/?$", views.RedisConfigView.as_view(), name="redis_config"),
 ]

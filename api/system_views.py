@@ -67,7 +67,7 @@ class RedisHealthView(StaffView):
         return Response(services.redis_health())
 
 
-class ModelConfigView(StaffView):
+class TestDefaultsView(StaffView):
     @extend_schema(tags=["System"], responses={200: shapes.TestDefaults, **STAFF_READ})
     def get(self, request: Request) -> Response:
         config.current()

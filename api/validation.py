@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from django.conf import settings
 from rest_framework import serializers
 
 from bandit.policy import is_number
@@ -54,13 +55,28 @@ def text_problem(value: str, *, nul_allowed: bool = True) -> str | None:
 
 
 class Text(serializers.CharField):
-    """A non-empty string (surrounding white space dropped) of at most `max_length`
-    characters, without lone surrogates or NUL characters."""
+    """A non-empty string (surrounding white space dropped) without lone surrogates or NUL
+    characters, at most `max_length` characters long, or as many as the setting named by
+    `limit_setting` says (read when checking, so the configured limit is the enforced one)."""
 
-    def __init__(self, *, noun: str = "a non-empty string", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        noun: str = "a non-empty string",
+        limit_setting: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if limit_setting is not None:
+            kwargs["max_length"] = getattr(settings, limit_setting)  # for the schema
         kwargs.setdefault("min_length", 1)
-        super().__init__(**kwargs)
+        super().__init__(trim_whitespace=False, **kwargs)
         self.noun = noun
+        self.limit_setting = limit_setting
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        if data == "":  # DRF would call it "blank"; say what is wanted instead
+            raise serializers.ValidationError(f"{self.field_name} must be {self.noun}.")
+        return super().run_validation(data)
 
     def to_internal_value(self, data: object) -> str:
         name = self.field_name
@@ -69,10 +85,9 @@ class Text(serializers.CharField):
         problem = text_problem(data, nul_allowed=False)
         if problem:
             raise serializers.ValidationError(f"{name} {problem}.")
-        if self.max_length is not None and len(data) > self.max_length:
-            raise serializers.ValidationError(
-                f"{name} is at most {self.max_length} characters long."
-            )
+        limit = getattr(settings, self.limit_setting) if self.limit_setting else self.max_length
+        if limit is not None and len(data) > limit:
+            raise serializers.ValidationError(f"{name} is at most {limit} characters long.")
         return data.strip()
 
 

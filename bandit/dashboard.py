@@ -1,6 +1,6 @@
 """The read side of the operator's console: what a Test's dashboard shows, assembled once.
 
-The dashboard page and its JSON refresh endpoint both call `test_dashboard`, so the first paint
+The dashboard page and its JSON refresh endpoint both call `dashboard`, so the first paint
 and every refresh show the same numbers, computed in one place rather than in templates.
 """
 
@@ -38,7 +38,7 @@ def list_counters(tests: list[Test]) -> dict[str, reads.Counters] | None:
         return None
 
 
-def _marginal_posterior(test_id: str) -> policy.Posterior | None:
+def _marginal_posterior(test_id: str) -> policy.Posterior:
     """Each variant's posterior of its mean reward over all visitors.
 
     For a contextual Test the sampler's posterior is per context; the dashboard's question is

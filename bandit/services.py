@@ -172,7 +172,7 @@ def recommend(
         uniform=snapshot.stats.total_updates < definition.minimum_update_requests,
         variants=len(definition.variant_ids),
     )
-    arguments = {
+    arguments: dict[str, Any] = {  # keyword arguments of record_decision, of several types
         "variant_id": definition.variant_ids[choice.index],
         "exploit": choice.exploit,
         "request_id": clean_request_id,
@@ -320,7 +320,7 @@ def record_rewards(
             report.errors.append({"index": entry.index, "reason": str(exc)})
 
     if resolved:
-        arguments = {
+        arguments: dict[str, Any] = {  # keyword arguments of record_rewards
             "guard": config.guard(settings_in_force),
             "context_ttl_seconds": settings_in_force.context_ttl_seconds,
             "trail_window_seconds": definition.trail_window_seconds,

@@ -87,6 +87,7 @@ class RedisSettingsForm(ServiceForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        assert cleaned is not None  # Django's clean() answers cleaned_data; overrides may not
         if cleaned.get("port") is not None and not cleaned.get("host"):
             raise forms.ValidationError("Give a Redis host with the port, or leave both empty.")
         return cleaned

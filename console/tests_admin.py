@@ -87,6 +87,7 @@ class TestCreateForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        assert cleaned is not None  # Django's clean() answers cleaned_data; overrides may not
         chosen = {name: cleaned.get(name) for name in shapes.TestSettingsFields.SETTINGS}
         if None not in chosen.values():
             cleaned["test_settings"] = _checked(

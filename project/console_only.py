@@ -10,8 +10,8 @@ cost little, and Django's deploy checks look for them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeAlias
 
 from axes.middleware import AxesMiddleware
 from django.conf import settings
@@ -27,6 +27,10 @@ API_PREFIXES = ("/api/", "/metrics", "/healthz", "/readyz")
 
 # The per-view hooks Django looks up on a middleware instance (BaseHandler.load_middleware).
 _HOOKS = ("process_view", "process_exception", "process_template_response")
+
+# What Django hands a middleware: the next handler, which answers a response, or an awaitable
+# one when the chain runs async (as MiddlewareMixin declares it).
+GetResponse: TypeAlias = Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]]
 
 
 def is_api(request: HttpRequest) -> bool:
@@ -44,9 +48,9 @@ class ConsoleOnly:
     for their middleware in MIDDLEWARE, satisfied.
     """
 
-    get_response: Callable[[HttpRequest], HttpResponseBase]
+    get_response: GetResponse
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+    def __init__(self, get_response: GetResponse) -> None:
         super().__init__(get_response)  # type: ignore[call-arg]
         for hook in _HOOKS:
             method = getattr(self, hook, None)
@@ -56,7 +60,7 @@ class ConsoleOnly:
     def applies(self, request: HttpRequest) -> bool:
         return not is_api(request)
 
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
         if self.applies(request):
             return super().__call__(request)  # type: ignore[misc]
         return self.get_response(request)

@@ -10,6 +10,7 @@ import datetime
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -155,6 +156,9 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
+# Declared for both branches: dj-database-url's own type for an entry (its NAME is a str) would
+# refuse the Path that the SQLite default uses, which Django accepts.
+DATABASES: dict[str, Any]
 if DATABASE_URL:
     try:
         DATABASES = {

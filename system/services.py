@@ -30,10 +30,11 @@ MAX_CONTEXT_TTL_SECONDS = 30 * 86_400
 
 @contextlib.contextmanager
 def change(
-    actor: audit.Actor | None, action: str, target: str = "", **details: Any
+    actor: audit.Actor | None, action: str, target: str = "", /, **details: Any
 ) -> Iterator[SystemConfig]:
     """One change of the configuration: locked, versioned, audited, then published to every
-    worker once the transaction has committed."""
+    worker once the transaction has committed. `details` are any keywords for the audit entry
+    (the parameters before them are positional-only, so no detail can take their place)."""
     with transaction.atomic():
         SystemConfig.load()
         row = SystemConfig.objects.select_for_update().get(pk=1)

@@ -96,6 +96,17 @@ def _no_log_shipping_from_the_test_process() -> None:
 
 
 @pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """On a shared PostgreSQL server, the in-process tests' database gets a name of its own
+    (pytest-django would otherwise take `test_<name>`, and drop one that exists)."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.postgresql":
+        database.setdefault("TEST", {})["NAME"] = f"scout_inprocess_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
 def process_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """A real Redis for tests that call Scout's code in this process, and a key prefix of
     their own: REDIS_URL's when it is set (only keys under that prefix are touched, and they
@@ -113,7 +124,7 @@ def process_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         url = f"unix://{directory / 'redis.sock'}"
     yield url, prefix
     client = redis.Redis.from_url(url)
-    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+    for key in client.scan_iter(match=f"{prefix}*", count=1000):
         client.unlink(key)
     client.close()
     if embedded is not None:
@@ -122,14 +133,15 @@ def process_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
 
 @pytest.fixture
 def in_process(settings: Any, process_redis: tuple[str, str], db: None) -> Iterator[redis.Redis]:
-    """Scout's code in this process, on the test database and the tests' own Redis prefix;
-    answers a client of that Redis, to look at what the code wrote."""
+    """Scout's code in this process, on the test database and a Redis key prefix of this
+    test's own (so nothing one test leaves behind, such as a published configuration version,
+    reaches the next); answers a client of that Redis, to look at what the code wrote."""
     from core import redis_client
     from system import config
 
     url, prefix = process_redis
     settings.REDIS_URL = url
-    settings.SCOUT_REDIS_KEY_PREFIX = prefix
+    settings.SCOUT_REDIS_KEY_PREFIX = f"{prefix}-{uuid.uuid4().hex[:8]}"
     redis_client.use_redis(url)
     config.reset()
     client = redis.Redis.from_url(url, decode_responses=True)

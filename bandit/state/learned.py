@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -21,7 +22,8 @@ class Learned:
 @guarded
 def learned_version(test_id: str) -> str | None:
     """A cheap token that changes whenever a reward is counted (the reward total)."""
-    value = connection().hget(keys.learn(test_id), "u")
+    # bytes: the connection does not decode responses (redis-py's hints also allow str).
+    value = cast(bytes | None, connection().hget(keys.learn(test_id), "u"))
     return value.decode() if value is not None else None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from django.conf import settings
 
@@ -48,7 +49,10 @@ def stored_decisions(test_id: str, request_ids: Sequence[str]) -> list[StoredDec
     """The stored decision of each request id (None when unknown or expired)."""
     if not request_ids:
         return []
-    values = connection().mget([keys.context(test_id, rid) for rid in request_ids])
+    # bytes: the connection does not decode responses (redis-py's hints also allow str).
+    values = cast(
+        list[bytes | None], connection().mget([keys.context(test_id, rid) for rid in request_ids])
+    )
     return [StoredDecision.parse(value.decode()) if value is not None else None for value in values]
 
 

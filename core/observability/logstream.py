@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from django.conf import settings
 from redis import Redis
@@ -16,6 +17,11 @@ from core.redis_client import connection, current_url, key, measured
 
 def _logs() -> str:
     return key("logs")
+
+
+# Stream entries, (id, fields), as the clients here return them: bytes, since they do not
+# decode responses. redis-py's type hints also allow the str of a decoding client.
+_Entries = list[tuple[bytes, dict[bytes, bytes]]]
 
 
 @measured
@@ -61,13 +67,17 @@ def log_reader(block_seconds: float) -> Redis:
 
 def last_log_id(client: Redis) -> str:
     """The id of the newest entry held ("0-0" when the stream is empty)."""
-    newest = client.xrevrange(_logs(), count=1)
+    newest = cast(_Entries | None, client.xrevrange(_logs(), count=1))
     return newest[0][0].decode() if newest else "0-0"
 
 
 def read_logs(client: Redis, after: str, *, block_seconds: float, count: int) -> list[LogEntry]:
     """Entries after the id `after`, oldest first; waits up to `block_seconds` for new ones."""
-    reply = client.xread({_logs(): after}, count=count, block=max(1, int(block_seconds * 1000)))
+    reply = cast(
+        # RESP2's reply: [(stream name, entries)] for the one stream read.
+        list[tuple[bytes, _Entries]],
+        client.xread({_logs(): after}, count=count, block=max(1, int(block_seconds * 1000))),
+    )
     if not reply:
         return []
     return [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
@@ -25,7 +26,7 @@ class Command(BaseCommand):
         revoke = actions.add_parser("revoke")
         revoke.add_argument("id", type=int)
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         actor = Actor("command-line")
         try:
             if options["action"] == "create":

@@ -1,0 +1,167 @@
+"""The Test domain's use cases and read side, called in this process on the test database and
+a real Redis: create, decide, reward, roll out, delete, and what the details then say."""
+
+from __future__ import annotations
+
+import pytest
+
+from bandit import checkpoints, defaults, selectors, services
+from bandit.models import Test
+from bandit.services import EntryRefused, RewardInput
+from bandit.state import keys
+from core.errors import InvalidInput, NotFound
+from system import config
+from system.audit import Actor
+from system.models import AuditEntry
+
+pytestmark = pytest.mark.usefixtures("in_process")
+
+SETTINGS = defaults.TestSettings(
+    trail_time_window_minutes=60, trail_bucket_granularity_seconds=60, minimum_update_requests=0
+)
+OPERATOR = Actor("operator", "127.0.0.1")
+
+
+def create(**overrides: object) -> Test:
+    arguments = {
+        "name": "Checkout button",
+        "variants": {0: "Blue", 1: "Green"},
+        "test_settings": SETTINGS,
+        "actor": OPERATOR,
+        **overrides,
+    }
+    return services.create_test(**arguments)  # type: ignore[arg-type]
+
+
+def entry(index: int, reward: float, **fields: object) -> RewardInput:
+    values: dict[str, object] = {
+        "variant": None,
+        "by_label": False,
+        "request_id": None,
+        "context": {},
+        "inline": False,
+        **fields,
+    }
+    return RewardInput(index=index, reward=reward, **values)  # type: ignore[arg-type]
+
+
+def decide(test: Test, request_id: str, **context: object) -> services.Recommendation:
+    return services.recommend(
+        str(test.id), context=context, request_id=request_id, settings_in_force=config.known()
+    )
+
+
+def reward(test: Test, *entries: RewardInput | EntryRefused) -> services.RewardReport:
+    return services.record_rewards(str(test.id), entries, settings_in_force=config.known())
+
+
+def test_create_stores_the_definition_marks_redis_and_audits(in_process):
+    test = create(variants={1: "Green", 0: "Blue"})
+    assert test.variants == {"0": "Blue", "1": "Green"}
+    assert in_process.exists(keys.meta(str(test.id)))
+    entry = AuditEntry.objects.get(action="test_created", target=str(test.id))
+    assert (entry.actor, entry.address) == ("operator", "127.0.0.1")
+    assert entry.details == {"name": "Checkout button"}
+
+
+def test_a_decision_is_stored_under_its_request_id_and_rewarded_by_it(in_process):
+    test = create()
+    chosen = decide(test, "visit-1", device="mobile")
+    assert chosen.request_id == "visit-1" and chosen.variant_id in (0, 1)
+    assert not chosen.degraded and not chosen.is_global_rollout
+    assert decide(test, "visit-1", device="mobile").variant_id == chosen.variant_id  # a replay
+    report = reward(test, entry(0, 1.0, request_id="visit-1"))
+    assert (report.processed, report.errors, report.duplicates) == (1, [], [])
+    again = reward(test, entry(0, 1.0, request_id="visit-1"))
+    assert again.processed == 0
+    assert again.duplicates == [{"index": 0, "request_id": "visit-1"}]
+    details = selectors.details(str(test.id))
+    assert details["total_predictions"] == 1 and details["total_updates"] == 1
+    performance = details["performance_summary"][str(chosen.variant_id)]
+    assert performance == {
+        "predictions": 1,
+        "updates": 1,
+        "reward_sum": 1.0,
+        "average_reward": 1.0,
+        "current_prediction_ratio": 1.0,
+    }
+    # The stored context taught the model: the feature analysis knows the device.
+    features = details["context_feature_analysis"]["features"]
+    assert [(f["key"], f["value"]) for f in features] == [("device", "mobile")]
+
+
+def test_each_entry_of_a_batch_succeeds_or_fails_on_its_own(in_process):
+    test = create()
+    served = decide(test, "visit-1").variant_id
+    other = 1 - served
+    report = reward(
+        test,
+        entry(0, 1.0, variant=other, request_id="visit-1"),  # not what was served
+        EntryRefused(1, "reward must be a finite number."),
+        entry(2, 0.0, request_id="never-issued"),  # unknown, and no context to learn from
+        entry(3, 1.0, request_id="never-issued-2", variant=0, context={"a": "b"}, inline=True),
+        entry(4, 1.0, variant="Green", by_label=True),  # the original Scout's `decision`
+        entry(5, 1.0, variant=7),
+        entry(6, 1.0),  # no variant at all
+    )
+    reasons = {error["index"]: error["reason"] for error in report.errors}
+    assert report.processed == 2
+    assert set(reasons) == {0, 1, 2, 5, 6}
+    assert "does not match" in reasons[0]
+    assert reasons[1] == "reward must be a finite number."
+    assert "unknown or expired" in reasons[2]
+    assert reasons[5] == "variant_id 7 is not a variant of this Test."
+    assert reasons[6] == "variant_id is required."
+    details = selectors.details(str(test.id))
+    assert details["performance_summary"]["0"]["updates"] == 1
+    assert details["performance_summary"]["1"]["updates"] == 1
+
+
+def test_a_rollout_serves_one_variant_and_clearing_it_returns_to_sampling(in_process):
+    test = create()
+    rolled, variant_id = services.rollout(str(test.id), "Green", OPERATOR)
+    assert variant_id == 1 and rolled.global_variant_rollout == 1
+    for n in range(5):
+        chosen = decide(test, f"visit-{n}")
+        assert (chosen.variant_id, chosen.is_global_rollout) == (1, True)
+    with pytest.raises(InvalidInput, match="not a variant"):
+        services.rollout(str(test.id), "Purple", OPERATOR)
+    services.clear_rollout(str(test.id), OPERATOR)
+    assert not decide(test, "visit-after").is_global_rollout
+    actions = list(AuditEntry.objects.filter(target=str(test.id)).values_list("action", flat=True))
+    assert sorted(actions) == ["rollout", "rollout_cleared", "test_created"]
+
+
+def test_a_test_that_redis_lost_is_refilled_before_it_is_read(in_process):
+    test = create()
+    decide(test, "visit-1")
+    reward(test, entry(0, 1.0, request_id="visit-1"))
+    assert checkpoints.checkpoint_all() == 1
+    for key in in_process.scan_iter(match=f"{keys.tag(str(test.id))}:*"):
+        in_process.delete(key)
+    details = selectors.details(str(test.id))
+    assert details["total_updates"] == 1 and details["total_predictions"] == 1
+
+
+def test_deleting_removes_the_definition_and_every_key(in_process):
+    test = create()
+    decide(test, "visit-1")
+    services.delete_test(str(test.id), OPERATOR)
+    assert not Test.objects.filter(pk=test.id).exists()
+    assert list(in_process.scan_iter(match=f"{keys.tag(str(test.id))}:*")) == []
+    with pytest.raises(NotFound):
+        selectors.details(str(test.id))
+    with pytest.raises(NotFound):
+        services.delete_test("not-a-uuid", OPERATOR)
+
+
+def test_new_tests_get_the_defaults_an_operator_set(in_process, django_capture_on_commit_callbacks):
+    chosen = defaults.TestSettings(
+        trail_time_window_minutes=30,
+        trail_bucket_granularity_seconds=10,
+        minimum_update_requests=5,
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        defaults.update(OPERATOR, chosen)
+    assert defaults.current() == chosen
+    assert AuditEntry.objects.filter(action="model_config").count() == 1
