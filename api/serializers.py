@@ -24,7 +24,7 @@ from api.validation import (
     label_problem,
     text_problem,
 )
-from bandit import defaults
+from bandit import defaults, policy
 from bandit.policy import is_number
 from bandit.services import EntryRefused, RewardInput
 
@@ -248,6 +248,19 @@ class TestSettingsFields(serializers.Serializer):
 class CreateTestRequest(TestSettingsFields):
     name = Text(limit_setting="SCOUT_MAX_NAME_LENGTH")
     variants = VariantsField()
+    sampling = serializers.ChoiceField(
+        choices=policy.SAMPLING_RULES,
+        required=False,
+        default=policy.OPTIMISTIC,
+        help_text=(
+            "How a decision's posterior draws are used: `optimistic` (the default) takes each "
+            "variant's draw or its posterior mean, whichever is higher; `standard` is textbook "
+            "Thompson sampling."
+        ),
+        error_messages={
+            "invalid_choice": "sampling must be one of optimistic, standard; got {input!r}."
+        },
+    )
 
 
 class CreateTestResponse(serializers.Serializer):
@@ -301,6 +314,7 @@ class TestDetails(TestSummary):
     trail_time_window_minutes = serializers.IntegerField()
     trail_bucket_granularity_seconds = serializers.IntegerField()
     minimum_update_requests_for_stats = serializers.IntegerField()
+    sampling = serializers.ChoiceField(choices=policy.SAMPLING_RULES)
     performance_summary = serializers.DictField(child=VariantPerformance())
     prediction_trail = PredictionTrailEntry(many=True)
     update_trail = UpdateTrailEntry(many=True)

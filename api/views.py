@@ -80,6 +80,7 @@ class CreateTestView(ApiView):
             name=body["name"],
             variants=body["variants"],
             test_settings=body["test_settings"],
+            sampling=body["sampling"],
             actor=self.actor(request),
         )
         return Response(

@@ -170,6 +170,7 @@ def dashboard(test_id: str) -> dict[str, Any]:
         "total_predictions": details["total_predictions"],
         "total_updates": details["total_updates"],
         "minimum_update_requests": details["minimum_update_requests_for_stats"],
+        "sampling": details["sampling"],
         "learning": details["total_updates"] >= details["minimum_update_requests_for_stats"],
         "trail_time_window_minutes": details["trail_time_window_minutes"],
         "trail_bucket_granularity_seconds": details["trail_bucket_granularity_seconds"],

@@ -23,6 +23,8 @@ class Test(models.Model):
     trail_time_window_minutes = models.PositiveIntegerField()
     trail_bucket_granularity_seconds = models.PositiveIntegerField()
     minimum_update_requests = models.PositiveIntegerField()
+    # How a decision's draws are used (bandit.policy.OPTIMISTIC or STANDARD).
+    sampling = models.CharField(max_length=16, default="optimistic")
     # The variant id every visitor gets while a global rollout is in force.
     global_variant_rollout = models.PositiveIntegerField(null=True, blank=True)
 

@@ -131,6 +131,7 @@ class Posterior:
     def mean(self, x: dict[int, float]) -> np.ndarray:
         raise NotImplementedError
 
+
     def sample_and_mean(
         self, x: dict[int, float], rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -151,6 +152,7 @@ class BetaBernoulli(Posterior):
 
     def mean(self, x: dict[int, float]) -> np.ndarray:
         return self.alpha / (self.alpha + self.beta)
+
 
 
 class NormalInverseGamma(Posterior):
@@ -177,6 +179,7 @@ class NormalInverseGamma(Posterior):
 
     def mean(self, x: dict[int, float]) -> np.ndarray:
         return self.mu
+
 
 
 class LinearRegression(Posterior):
@@ -213,6 +216,7 @@ class LinearRegression(Posterior):
     def mean(self, x: dict[int, float]) -> np.ndarray:
         return self._project(x)[0]
 
+
     def sample_and_mean(
         self, x: dict[int, float], rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -242,6 +246,26 @@ def feature_vector(features: Mapping[str, float], index: Mapping[str, int]) -> d
     return vector
 
 
+# How a decision's draws are used.
+#
+# STANDARD is textbook Thompson sampling: one draw from each variant's posterior, the highest
+# wins. Its regret has a heavy tail: when the best variant is unlucky early, or a worse one
+# lucky, a draw below a variant's own posterior mean keeps the wrong variant ahead for long
+# stretches (with rewards counted after every decision, in a three-variant Test with click
+# rates of 10, 12 and 15%, 3 runs in 24 spent 120 to 160 clicks where the median spent 25).
+# OPTIMISTIC takes each draw or its variant's posterior mean, whichever is higher (optimistic
+# Bayesian sampling, May et al., JMLR 2012): a draw only ever adds the posterior's upside, so
+# what is uncertain is explored and what is known is never sampled below its estimate. Over 48
+# simulated runs each, with 50 rewards before sampling starts, it cut the regret of the three-
+# variant Test from 28.4 to 24.0 (the worst run from 66 to 56), of real-valued rewards by two
+# colours from 48.5 to 40.8 and of three categorical features from 73.3 to 65.8; over 20,000
+# decisions on noisy Tests (4% against 5%) it spent the same as standard sampling (17.6 and
+# 17.9), so it does not trade exploration away (benchmarks/quality.py; the README).
+OPTIMISTIC = "optimistic"
+STANDARD = "standard"
+SAMPLING_RULES = (OPTIMISTIC, STANDARD)
+
+
 @dataclass(frozen=True)
 class Choice:
     index: int  # position in LearnedStats.variant_ids
@@ -255,14 +279,18 @@ def choose(
     *,
     uniform: bool,
     variants: int,
+    sampling: str = OPTIMISTIC,
 ) -> Choice:
     """Thompson sampling: draw each variant's reward from its posterior and take the best.
 
-    While `uniform` (too few rewards yet), every variant is equally likely.
+    While `uniform` (too few rewards yet), every variant is equally likely. `sampling` says
+    how a draw is used (see OPTIMISTIC).
     """
     if uniform:
         return Choice(int(rng.integers(variants)), exploit=False)
     draws, means = posterior.sample_and_mean(x, rng)
+    if sampling == OPTIMISTIC:
+        draws = np.maximum(draws, means)
     best = int(np.argmax(draws))
     return Choice(best, exploit=bool(means[best] >= means.max()))
 

@@ -86,6 +86,7 @@ def details(test_id: str) -> dict[str, Any]:
         "trail_time_window_minutes": test.trail_time_window_minutes,
         "trail_bucket_granularity_seconds": test.trail_bucket_granularity_seconds,
         "minimum_update_requests_for_stats": test.minimum_update_requests,
+        "sampling": test.sampling,
         "performance_summary": performance,
         "prediction_trail": [
             {

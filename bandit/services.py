@@ -50,6 +50,7 @@ def create_test(
     name: str,
     variants: Mapping[int, Label],
     test_settings: TestSettings,
+    sampling: str = policy.OPTIMISTIC,
     actor: audit.Actor | None = None,
 ) -> Test:
     """Create a Test in the database and mark it in Redis. Either both happen or neither."""
@@ -62,6 +63,7 @@ def create_test(
             trail_time_window_minutes=chosen.trail_time_window_minutes,
             trail_bucket_granularity_seconds=chosen.trail_bucket_granularity_seconds,
             minimum_update_requests=chosen.minimum_update_requests,
+            sampling=sampling,
         )
         audit.record(actor, "test_created", str(test.id), name=test.name)
         # Inside the transaction: if Redis is down, the Test is not created at all.
@@ -171,6 +173,7 @@ def recommend(
         _rng(),
         uniform=snapshot.stats.total_updates < definition.minimum_update_requests,
         variants=len(definition.variant_ids),
+        sampling=definition.sampling,
     )
     arguments: dict[str, Any] = {  # keyword arguments of record_decision, of several types
         "variant_id": definition.variant_ids[choice.index],
@@ -196,6 +199,7 @@ def recommend(
             decision = decisions.record_decision(definition.id, **arguments)
     except RedisError:
         return _degraded(snapshot, arguments["variant_id"], clean_request_id)
+    snapshots.note(definition.id, decision.learned_version)
     if not decision.replayed:  # a replay answers a decision already counted
         metrics.MODEL_PREDICTIONS.labels(definition.id, str(decision.variant_id)).inc()
         metrics.CONTEXTS_STORED.inc()
@@ -332,6 +336,7 @@ def record_rewards(
         except keys.TestMissing:
             _restore_missing(definition.id)
             statuses = rewards.record_rewards(definition.id, batch, **arguments)
+        snapshots.learned_more(definition.id)
         reward_values = metrics.MODEL_REWARD.labels(definition.id)
         for (index, reward), status in zip(resolved, statuses, strict=True):
             if status == rewards.APPLIED:

@@ -1,10 +1,16 @@
 """Each worker's snapshot of each Test: its definition and its posterior.
 
 A fetch must not load a whole model from Redis, so every worker keeps the posterior it built
-from the Test's sufficient statistics and rebuilds it when the statistics changed and the
-snapshot is older than SCOUT_SNAPSHOT_MAX_AGE_SECONDS (checking costs one HGET). Snapshots are
-caches: losing one costs a reload, never data. Definitions are immutable once created, so they
-are kept until the Test turns out to be gone.
+from the Test's sufficient statistics. Fresh evidence matters: at hundreds of decisions a
+second, a snapshot a second old decides hundreds of times without the rewards that came in
+meanwhile. So a snapshot learns that it is behind for free: every decision's script answers
+the Test's reward count, and a reward counted by this worker says so too (`note`). A snapshot
+known to be behind is rebuilt by the next request, as often as rebuilding costs at most
+REBUILD_SHARE of the time (a cheap non-contextual posterior is rebuilt within milliseconds, a
+large contextual one less often); one that hears nothing is checked after
+SCOUT_SNAPSHOT_MAX_AGE_SECONDS (one HGET). Snapshots are caches: losing one costs a reload,
+never data. Definitions are immutable once created, so they are kept until the Test turns out
+to be gone.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ class Definition:
     variant_ids: list[int]
     labels: dict[int, str | int]
     minimum_update_requests: int
+    sampling: str
     trail_window_seconds: int
     trail_granularity_seconds: int
 
@@ -39,9 +46,15 @@ class Definition:
             variant_ids=test.variant_ids(),
             labels={int(key): label for key, label in test.variants.items()},
             minimum_update_requests=test.minimum_update_requests,
+            sampling=test.sampling,
             trail_window_seconds=test.trail_time_window_minutes * 60,
             trail_granularity_seconds=test.trail_bucket_granularity_seconds,
         )
+
+
+# A snapshot known to be behind is rebuilt as soon as rebuilding costs no more than this share
+# of a worker's time for that Test.
+REBUILD_SHARE = 0.05
 
 
 @dataclass
@@ -52,6 +65,16 @@ class Snapshot:
     version: str | None
     rollout: int | None  # as of the last read; Redis decides for stored decisions
     checked_at: float
+    build_seconds: float = 0.0  # what building it took
+    behind: bool = False  # Redis holds rewards this snapshot has not learned from
+
+    def due(self, now: float) -> bool:
+        """Whether to rebuild now: behind, and the last build no more than REBUILD_SHARE of
+        the time since; or not heard of for SCOUT_SNAPSHOT_MAX_AGE_SECONDS."""
+        age = now - self.checked_at
+        if self.behind and age * REBUILD_SHARE >= self.build_seconds:
+            return True
+        return age > settings.SCOUT_SNAPSHOT_MAX_AGE_SECONDS
 
 
 _snapshots: dict[str, Snapshot] = {}
@@ -60,14 +83,18 @@ _lock = threading.Lock()  # guards the refresh bookkeeping only, never a fetch
 
 
 def _build(definition: Definition) -> Snapshot:
+    started = time.monotonic()
     loaded = learned.load_learned(definition.id, definition.variant_ids)
+    posterior = policy.build_posterior(loaded.stats)
+    now = time.monotonic()
     return Snapshot(
         definition,
         loaded.stats,
-        policy.build_posterior(loaded.stats),
+        posterior,
         loaded.version,
         loaded.rollout,
-        time.monotonic(),
+        now,
+        build_seconds=now - started,
     )
 
 
@@ -95,9 +122,24 @@ def get(test_id: str) -> Snapshot | None:
         except RedisError:
             return _knowing_nothing(test)
         return snapshot
-    if time.monotonic() - snapshot.checked_at > settings.SCOUT_SNAPSHOT_MAX_AGE_SECONDS:
+    if snapshot.due(time.monotonic()):
         _refresh(snapshot)
     return _snapshots.get(test_id, snapshot)
+
+
+def note(test_id: str, version: str | None) -> None:
+    """Redis says the Test has counted `version` rewards (a decision's script told, or this
+    worker counted rewards): a snapshot that learned from fewer is behind."""
+    snapshot = _snapshots.get(test_id)
+    if snapshot is not None and version != snapshot.version:
+        snapshot.behind = True
+
+
+def learned_more(test_id: str) -> None:
+    """This worker counted rewards for the Test: its snapshot is behind."""
+    snapshot = _snapshots.get(test_id)
+    if snapshot is not None:
+        snapshot.behind = True
 
 
 def _refresh(snapshot: Snapshot) -> None:
@@ -108,7 +150,7 @@ def _refresh(snapshot: Snapshot) -> None:
             return
         _refreshing.add(test_id)
     try:
-        if learned.learned_version(test_id) == snapshot.version:
+        if not snapshot.behind and learned.learned_version(test_id) == snapshot.version:
             snapshot.checked_at = time.monotonic()
         else:
             _snapshots[test_id] = _build(snapshot.definition)

@@ -26,7 +26,7 @@ import numpy as np
 from bandit import policy
 
 Context = dict[str, Any]
-MIN_UPDATE_REQUESTS = 10  # Scout's default minimum_update_requests
+MIN_UPDATE_REQUESTS = 50  # Scout's default minimum_update_requests
 MAX_FEATURES = 64  # Scout's default SCOUT_MAX_FEATURES
 
 
@@ -46,6 +46,9 @@ class Environment:
     probabilities: Callable[[Context, int], np.ndarray]
     categorical: dict[str, list[str]] = field(default_factory=dict)
     numeric: list[str] = field(default_factory=list)
+    # Real-valued rewards: the expected reward plus Normal noise of this standard deviation
+    # (`probabilities` then answers expected rewards). None: 0/1 rewards, clicks.
+    noise_sd: float | None = None
 
     def vector(self, context: Context) -> np.ndarray:
         """The context as numbers for libraries that need a fixed vector (one-hot + numeric)."""
@@ -69,23 +72,25 @@ def three_arm(horizon: int) -> Environment:
         "Three arms, click rates 10/12/15%, no context",
         3,
         horizon,
-        20,
+        1,
         _no_context,
         lambda context, t: rates,
     )
 
 
 def two_colour(horizon: int) -> Environment:
-    table = {"red": np.array([0.15, 0.08]), "blue": np.array([0.07, 0.14])}
+    """Real-valued rewards (say, revenue per visit): each variant earns more for one colour."""
+    table = {"red": np.array([1.0, 0.7]), "blue": np.array([0.6, 0.9])}
     return Environment(
         "two_colour",
-        "Two colours: each variant wins for one colour",
+        "Two colours, real-valued rewards (noise sd 1): each variant wins for one colour",
         2,
         horizon,
-        20,
+        1,
         lambda rng, n: [{"colour": str(c)} for c in rng.choice(["red", "blue"], n)],
         lambda context, t: table[context["colour"]],
         categorical={"colour": ["red", "blue"]},
+        noise_sd=1.0,
     )
 
 
@@ -96,7 +101,7 @@ SEGMENT_LEVELS = {
 }
 
 
-def segments(horizon: int, *, batch: int = 20, name: str = "segments") -> Environment:
+def segments(horizon: int, *, batch: int = 1, name: str = "segments") -> Environment:
     """Four variants; click logits add a per-variant effect of each categorical feature."""
     effects = np.random.default_rng(7)  # a fixed world, the same for every seed
     base = np.array([-2.2, -2.0, -2.1, -2.3])
@@ -114,48 +119,72 @@ def segments(horizon: int, *, batch: int = 20, name: str = "segments") -> Enviro
         return [{key: str(columns[key][i]) for key in SEGMENT_LEVELS} for i in range(n)]
 
     title = "Segments: device x country x plan, four variants"
-    if batch > 20:
+    if batch > 1:
         title = f"Delayed rewards: segments, rewards arrive in batches of {batch}"
     return Environment(
         name, title, 4, horizon, batch, draw, probabilities, categorical=SEGMENT_LEVELS
     )
 
 
+NUMERIC_FEATURES = ["x1", "x2", "x3", "x4", "x5"]
+
+
 def numeric(horizon: int) -> Environment:
-    """Three variants whose click rate moves linearly with two numeric features."""
-    intercept = np.array([0.10, 0.06, 0.16])
-    slope_age = np.array([0.00, 0.20, -0.10])
-    slope_income = np.array([0.05, -0.04, 0.00])
+    """Three variants whose click logit is linear in five numeric features and a segment."""
+    world = np.random.default_rng(13)
+    base = np.array([-2.0, -2.1, -2.2])
+    slopes = world.normal(0.0, 0.6, (len(NUMERIC_FEATURES), 3))
+    segment = {level: world.normal(0.0, 0.4, 3) for level in ("a", "b", "c")}
+
+    def probabilities(context: Context, t: int) -> np.ndarray:
+        x = np.array([context[name] for name in NUMERIC_FEATURES])
+        logit = base + x @ slopes + segment[context["segment"]]
+        return 1.0 / (1.0 + np.exp(-logit))
 
     def draw(rng: np.random.Generator, n: int) -> list[Context]:
-        ages, incomes = rng.uniform(0, 1, n), rng.uniform(0, 1, n)
+        values = rng.uniform(0, 1, (n, len(NUMERIC_FEATURES))).round(3)
+        levels = rng.choice(["a", "b", "c"], n)
         return [
-            {"age": round(float(a), 3), "income": round(float(b), 3)}
-            for a, b in zip(ages, incomes, strict=True)
+            {**dict(zip(NUMERIC_FEATURES, map(float, row), strict=True)), "segment": str(level)}
+            for row, level in zip(values, levels, strict=True)
         ]
 
     return Environment(
         "numeric",
-        "Numeric features: click rate linear in age and income",
+        "Five numeric features and a segment, three variants",
         3,
         horizon,
-        20,
+        1,
         draw,
-        lambda c, t: intercept + slope_age * c["age"] + slope_income * c["income"],
-        numeric=["age", "income"],
+        probabilities,
+        categorical={"segment": ["a", "b", "c"]},
+        numeric=NUMERIC_FEATURES,
     )
 
 
 def changing_best(horizon: int) -> Environment:
-    before, after = np.array([0.10, 0.14, 0.08]), np.array([0.10, 0.06, 0.15])
+    before, after = np.array([0.10, 0.14, 0.06]), np.array([0.10, 0.06, 0.14])
     return Environment(
         "changing_best",
-        "The best variant changes half-way",
+        "The best and the worst variant swap half-way",
         3,
         horizon,
-        20,
+        1,
         _no_context,
         lambda context, t: before if t < horizon // 2 else after,
+    )
+
+
+def many_variants(horizon: int) -> Environment:
+    rates = np.random.default_rng(11).uniform(0.01, 0.06, 50)  # a fixed world
+    return Environment(
+        "many_variants",
+        "50 variants, click rates between 1% and 6%",
+        50,
+        horizon,
+        1,
+        _no_context,
+        lambda context, t: rates,
     )
 
 
@@ -167,6 +196,7 @@ def environments(horizon: int) -> list[Environment]:
         numeric(horizon),
         segments(horizon, batch=500, name="delayed"),
         changing_best(horizon),
+        many_variants(horizon),
     ]
 
 
@@ -197,8 +227,11 @@ class ScoutAgent(Agent):
 
     name = "Scout (Thompson)"
 
-    def __init__(self, env: Environment, rng: np.random.Generator) -> None:
+    def __init__(
+        self, env: Environment, rng: np.random.Generator, sampling: str = policy.OPTIMISTIC
+    ) -> None:
         self.rng = rng
+        self.sampling = sampling
         self.arms = env.arms
         self.vocab: dict[str, int] = {}
         dims = MAX_FEATURES + 1
@@ -243,7 +276,14 @@ class ScoutAgent(Agent):
             for name in features:
                 self._admit(name)
             x = policy.feature_vector(features, self.stats.feature_index)
-            choice = policy.choose(self.posterior, x, self.rng, uniform=uniform, variants=self.arms)
+            choice = policy.choose(
+                self.posterior,
+                x,
+                self.rng,
+                uniform=uniform,
+                variants=self.arms,
+                sampling=self.sampling,
+            )
             chosen.append(choice.index)
         return chosen
 
@@ -380,19 +420,27 @@ class OracleAgent(Agent):
 def make_agents(env: Environment, seed: int) -> list[Agent]:
     from mabwiser.mab import LearningPolicy
 
-    return [
+    standard = ScoutAgent(env, np.random.default_rng(seed + 4000), policy.STANDARD)
+    standard.name = "Thompson sampling in process"
+    agents: list[Agent] = [
         ScoutAgent(env, np.random.default_rng(seed + 4000)),
+        standard,
         VowpalAgent(env, seed, "--squarecb", "VW cb_explore_adf SquareCB"),
         VowpalAgent(env, seed, "--epsilon 0.05", "VW cb_explore_adf epsilon 0.05"),
         MabwiserAgent(env, seed, LearningPolicy.LinTS(alpha=0.25), "MABWiser LinTS"),
-        MabwiserAgent(env, seed, LearningPolicy.ThompsonSampling(), "MABWiser Thompson"),
         MabwiserAgent(env, seed, LearningPolicy.EpsilonGreedy(epsilon=0.1), "Epsilon-greedy 0.1"),
         UniformAgent(env, seed),
         OracleAgent(env),
     ]
+    if env.noise_sd is None:  # MABWiser's Thompson sampling takes 0/1 rewards only
+        agents.insert(
+            4, MabwiserAgent(env, seed, LearningPolicy.ThompsonSampling(), "MABWiser Thompson")
+        )
+    return agents
 
 
 LIBRARIES = (
+    "Thompson sampling in process",  # textbook Thompson sampling on Scout's own models
     "VW cb_explore_adf SquareCB",
     "VW cb_explore_adf epsilon 0.05",
     "MABWiser LinTS",
@@ -411,6 +459,7 @@ def simulate(
     rng = np.random.default_rng(seed)
     contexts = env.draw_contexts(rng, env.horizon)
     coins = rng.uniform(size=env.horizon)  # reward = coin < p(chosen arm): common noise
+    noise = rng.standard_normal(size=env.horizon)  # or, real-valued, mean + sd * noise
     if scout_only:
         agents: list[Agent] = [ScoutAgent(env, np.random.default_rng(seed + 4000))]
     else:
@@ -427,7 +476,10 @@ def simulate(
             for offset, (context, arm) in enumerate(zip(chunk, arms, strict=True)):
                 t = start + offset
                 p = env.probabilities(context, t)[arm]
-                rewards[t] = float(coins[t] < p)
+                if env.noise_sd is None:
+                    rewards[t] = float(coins[t] < p)
+                else:
+                    rewards[t] = p + env.noise_sd * noise[t]
                 regret[t] = best[t] - p
             agent.learn(chunk, arms, rewards[start : start + len(chunk)].tolist())
         agent.close()

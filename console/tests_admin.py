@@ -28,6 +28,7 @@ from unfold.admin import ModelAdmin
 from unfold.decorators import display
 from unfold.widgets import (
     UnfoldAdminIntegerFieldWidget,
+    UnfoldAdminSelectWidget,
     UnfoldAdminTextareaWidget,
     UnfoldAdminTextInputWidget,
 )
@@ -35,7 +36,7 @@ from unfold.widgets import (
 from api import serializers as shapes
 from api.access import actor_of
 from api.validation import first_message, validated
-from bandit import dashboard, defaults, services
+from bandit import dashboard, defaults, policy, services
 from bandit.models import Test
 from core.errors import ServiceError
 
@@ -65,6 +66,19 @@ class TestCreateForm(forms.ModelForm):
         label="Minimum rewards",
         widget=UnfoldAdminIntegerFieldWidget,
         help_text="Until the Test has this many rewards, variants are chosen uniformly.",
+    )
+    sampling = forms.ChoiceField(
+        label="Sampling",
+        choices=[
+            (policy.OPTIMISTIC, "Optimistic (recommended)"),
+            (policy.STANDARD, "Standard Thompson sampling"),
+        ],
+        initial=policy.OPTIMISTIC,
+        widget=UnfoldAdminSelectWidget,
+        help_text=(
+            "Optimistic never samples a variant below its estimate: it explores what is "
+            "uncertain and spends less on bad luck. Standard is the textbook rule."
+        ),
     )
 
     class Meta:
@@ -162,6 +176,7 @@ class TestAdmin(ModelAdmin):
                     "trail_time_window_minutes",
                     "trail_bucket_granularity_seconds",
                     "minimum_update_requests",
+                    "sampling",
                 )
             },
         ),
@@ -226,6 +241,7 @@ class TestAdmin(ModelAdmin):
             name=form.cleaned_data["name"],
             variants=form.cleaned_data["variant_labels"],
             test_settings=form.cleaned_data["test_settings"],
+            sampling=form.cleaned_data["sampling"],
             actor=actor_of(request),
         )
         for field in Test._meta.concrete_fields:

@@ -243,7 +243,7 @@ SCOUT_TRAIL_WINDOW_MINUTES = env_int("SCOUT_TRAIL_WINDOW_MINUTES", 60, minimum=1
 SCOUT_TRAIL_GRANULARITY_SECONDS = env_int(
     "SCOUT_TRAIL_GRANULARITY_SECONDS", 60, minimum=1, maximum=86_400
 )
-SCOUT_MIN_UPDATE_REQUESTS = env_int("SCOUT_MIN_UPDATE_REQUESTS", 10, minimum=0, maximum=1_000_000)
+SCOUT_MIN_UPDATE_REQUESTS = env_int("SCOUT_MIN_UPDATE_REQUESTS", 50, minimum=0, maximum=1_000_000)
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -19,6 +19,7 @@ DETAIL_FIELDS = {
     "total_predictions",
     "total_updates",
     "minimum_update_requests_for_stats",
+    "sampling",
     "performance_summary",
     "prediction_trail",
     "update_trail",
@@ -81,7 +82,8 @@ def test_details_of_a_new_test_have_every_field_in_its_empty_form(api, make_test
     body = response.json()
     assert set(body) >= DETAIL_FIELDS
     assert body["variants"] == {"0": "A", "5": "B"}
-    assert body["minimum_update_requests_for_stats"] == 10
+    assert body["minimum_update_requests_for_stats"] == 50
+    assert body["sampling"] == "optimistic"
     assert body["prediction_trail"] == [] and body["update_trail"] == []
     assert body["context_feature_analysis"] == {}
     assert set(body["performance_summary"]) == {"0", "5"}
@@ -157,6 +159,8 @@ BAD_CREATES = [
     ({"name": "t", "variants": {"0": "same", "1": "same"}}, "unique"),
     ({"name": "t", "variants": {"0": 7, "1": "7"}}, "unique"),
     ({"name": "t", "variants": {"0": "a", "1": ["b"]}}, "string or an integer"),
+    ({"name": "t", "variants": {"0": "a", "1": "b"}, "sampling": "greedy"}, "sampling"),
+    ({"name": "t", "variants": {"0": "a", "1": "b"}, "sampling": 1}, "sampling"),
     ({"name": "t", "variants": {"0": "a", "1": True}}, "string or an integer"),
     ({"name": "t", "variants": {"0": "a", "1": None}}, "string or an integer"),
     ({"name": "t", "variants": {"0": "a", "1": 1.5}}, "string or an integer"),

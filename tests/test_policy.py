@@ -77,24 +77,28 @@ def test_normal_inverse_gamma_matches_the_closed_form():
         assert draws[:, v].var() == pytest.approx(expected_var, rel=0.1)
 
 
-def test_a_variant_whose_rewards_were_all_zero_keeps_being_tried():
+@pytest.mark.parametrize("sampling", policy.SAMPLING_RULES)
+def test_a_variant_whose_rewards_were_all_zero_keeps_being_tried(sampling):
     """Revenue per visit: variant 1 earned nothing in its first 40 visits, variant 0 earned 5.0
     in a tenth of its visits. Variant 1's own rewards show no spread at all, yet 40 visits say
-    little about a rate this low: it must still win a share of the draws."""
+    little about a rate this low: it must still win a share of the draws (a per-variant noise
+    variance once collapsed it to none in 4,000)."""
     earning = [5.0 if i % 10 == 0 else 0.0 for i in range(400)]
     posterior = policy.build_posterior(stats_from([earning, [0.0] * 40]))
     rng = np.random.default_rng(4)
     wins = sum(
-        policy.choose(posterior, {}, rng, uniform=False, variants=2).index for _ in range(4000)
+        policy.choose(posterior, {}, rng, uniform=False, variants=2, sampling=sampling).index
+        for _ in range(4000)
     )
-    assert 0.01 < wins / 4000 < 0.5  # about P(40 zeros | a tenth earn) = 0.9**40, 1.5%
+    assert 0.005 < wins / 4000 < 0.5  # about P(40 zeros | a tenth earn) = 0.9**40, 1.5%
 
     # the same with a context: 0/1 clicks, variant 1 unlucky in its first 30 visits
     xs = [np.ones((400, 1)), np.ones((30, 1))]
     ys = [np.array([1.0 if i % 8 == 0 else 0.0 for i in range(400)]), np.zeros(30)]
     linear = policy.build_posterior(_linear_stats(xs, ys))
     wins = sum(
-        policy.choose(linear, {0: 1.0}, rng, uniform=False, variants=2).index for _ in range(4000)
+        policy.choose(linear, {0: 1.0}, rng, uniform=False, variants=2, sampling=sampling).index
+        for _ in range(4000)
     )
     assert 0.005 < wins / 4000 < 0.5  # about 0.875**30, 1.8%
 
@@ -166,3 +170,40 @@ def test_credible_interval_and_probability_of_being_best():
     assert low[0] < 61 / 102 < high[0]
     assert high[0] - low[0] == pytest.approx(2 * 1.96 * np.sqrt(0.6 * 0.4 / 102), rel=0.15)
     assert best[0] > 0.95 and best.sum() == pytest.approx(1.0)
+
+
+def test_optimistic_sampling_never_draws_a_variant_below_its_estimate():
+    """Optimistic sampling takes each draw or the posterior mean, whichever is higher: the
+    chance that a variant wins is that of its draw beating the others' optimistic draws."""
+    posterior = policy.build_posterior(stats_from([[1] * 6 + [0] * 4, [1] * 5 + [0] * 5]))
+    rng = np.random.default_rng(7)
+    picks = [
+        policy.choose(posterior, {}, rng, uniform=False, variants=2, sampling=policy.OPTIMISTIC)
+        for _ in range(20000)
+    ]
+    # Closed form by a large Monte Carlo of the two Beta posteriors, Beta(7, 5) and Beta(6, 6).
+    a = np.maximum(rng.beta(7, 5, 400_000), 7 / 12)
+    b = np.maximum(rng.beta(6, 6, 400_000), 6 / 12)
+    assert np.mean([c.index == 0 for c in picks]) == pytest.approx(np.mean(a > b), abs=0.012)
+    # Standard sampling compares the plain draws: the worse-looking variant wins more often.
+    plain = [
+        policy.choose(posterior, {}, rng, uniform=False, variants=2, sampling=policy.STANDARD)
+        for _ in range(20000)
+    ]
+    reference = np.mean(rng.beta(7, 5, 400_000) > rng.beta(6, 6, 400_000))
+    assert np.mean([c.index == 0 for c in plain]) == pytest.approx(reference, abs=0.012)
+    assert np.mean(a > b) > reference
+
+
+def test_an_unlucky_variant_keeps_being_tried_by_both_rules():
+    """A variant that had no click in its first 6 visits, beside one at 30% over 100: under
+    either rule it still wins about the chance that its posterior draw beats the other."""
+    posterior = policy.build_posterior(stats_from([[1] * 30 + [0] * 70, [0] * 6]))
+    rng = np.random.default_rng(8)
+    for sampling in policy.SAMPLING_RULES:
+        picks = [
+            policy.choose(posterior, {}, rng, uniform=False, variants=2, sampling=sampling)
+            for _ in range(20000)
+        ]
+        share = np.mean([c.index == 1 for c in picks])
+        assert 0.02 < share < 0.2, (sampling, share)  # P(Beta(1, 7) > Beta(31, 71)) ~ 0.1

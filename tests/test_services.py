@@ -3,12 +3,14 @@ a real Redis: create, decide, reward, roll out, delete, and what the details the
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from bandit import checkpoints, defaults, selectors, services
+from bandit import checkpoints, defaults, selectors, services, snapshots
 from bandit.models import Test
 from bandit.services import EntryRefused, RewardInput
-from bandit.state import keys
+from bandit.state import keys, rewards
 from core.errors import InvalidInput, NotFound
 from system import config
 from system.audit import Actor
@@ -20,6 +22,7 @@ SETTINGS = defaults.TestSettings(
     trail_time_window_minutes=60, trail_bucket_granularity_seconds=60, minimum_update_requests=0
 )
 OPERATOR = Actor("operator", "127.0.0.1")
+TTL = {"context_ttl_seconds": 3600, "trail_window_seconds": 3600, "trail_granularity_seconds": 60}
 
 
 def create(**overrides: object) -> Test:
@@ -165,3 +168,22 @@ def test_new_tests_get_the_defaults_an_operator_set(in_process, django_capture_o
         defaults.update(OPERATOR, chosen)
     assert defaults.current() == chosen
     assert AuditEntry.objects.filter(action="model_config").count() == 1
+
+
+def test_a_snapshot_hears_of_rewards_counted_elsewhere_from_the_next_decision(in_process):
+    test = create()
+    test_id = str(test.id)
+    decide(test, "visit-0")
+    before = snapshots.get(test_id)
+    assert before is not None and before.stats.total_updates == 0
+    # Another worker counts five rewards: this worker's snapshot cannot know yet.
+    elsewhere = [rewards.Reward(0, 1.0, None, {}, [])] * 5
+    rewards.record_rewards(test_id, elsewhere, guard=None, **TTL)
+    assert snapshots.get(test_id).stats.total_updates == 0  # within its age bound
+    decide(test, "visit-1")  # the decision's script tells the reward count
+    time.sleep(before.build_seconds / snapshots.REBUILD_SHARE + 0.001)
+    assert snapshots.get(test_id).stats.total_updates == 5
+    # Rewards counted by this worker make its snapshot behind at once.
+    reward(test, entry(0, 1.0, request_id="visit-1"))
+    time.sleep(snapshots.get(test_id).build_seconds / snapshots.REBUILD_SHARE + 0.001)
+    assert snapshots.get(test_id).stats.total_updates == 6

@@ -51,9 +51,11 @@ def reward(request_id: str | None, variant: int, value: float, **features: float
 def test_a_decision_is_stored_counted_and_replayed(in_process):
     test_id = new_test()
     first = decide(test_id, "visit-1", variant=1)
-    assert first == decisions.Decision(1, is_global_rollout=False, replayed=False)
+    assert first == decisions.Decision(
+        1, is_global_rollout=False, replayed=False, learned_version=None
+    )
     # The same request id answers the same decision and counts nothing more.
-    assert decide(test_id, "visit-1", variant=0) == decisions.Decision(1, False, True)
+    assert decide(test_id, "visit-1", variant=0) == decisions.Decision(1, False, True, None)
     counters = reads.counters([test_id])[test_id]
     assert counters.predictions == {1: 1}
     assert counters.kinds == {"exploit": 1}
@@ -70,10 +72,10 @@ def test_a_decision_is_stored_counted_and_replayed(in_process):
 def test_a_rollout_wins_over_the_sampled_variant(in_process):
     test_id = new_test()
     lifecycle.set_rollout(test_id, 2)
-    assert decide(test_id, "visit-1", variant=0) == decisions.Decision(2, True, False)
+    assert decide(test_id, "visit-1", variant=0) == decisions.Decision(2, True, False, None)
     assert reads.counters([test_id])[test_id].kinds == {"rollout": 1}
     lifecycle.set_rollout(test_id, None)
-    assert decide(test_id, "visit-2", variant=0) == decisions.Decision(0, False, False)
+    assert decide(test_id, "visit-2", variant=0) == decisions.Decision(0, False, False, None)
 
 
 def test_a_stale_configuration_writes_nothing(in_process):
@@ -159,6 +161,8 @@ def test_the_policy_reads_the_sums_back_as_arrays(in_process):
     assert loaded.stats.xty[1].tolist() == [1, 1, 3]
     assert loaded.stats.xtx[0].tolist() == [[0, 0, 0]] * 3
     assert learned.learned_version(test_id) == "1"
+    # Every decision tells the reward count, so a worker knows when its snapshot is behind.
+    assert decide(test_id, "visit-2").learned_version == "1"
 
 
 def test_a_full_vocabulary_counts_what_it_ignores(in_process, settings):

@@ -1,16 +1,19 @@
 -- Store a decision and its context, count it, and answer the rolled-out variant instead when
 -- a rollout is in force, so that a rollout holds from the very next request on every worker.
 -- A request id that already names a decision gets that decision back (retries are idempotent).
--- KEYS: meta, stats, vocab, feature analysis, the stored context, the prediction trail bucket.
+-- KEYS: meta, stats, vocab, feature analysis, the stored context, the prediction trail bucket,
+--       learn (read only: its reward count tells the worker whether its snapshot is behind).
 -- ARGV: variant, decision kind, now, context TTL, trail TTL, max features, context JSON,
 --       the number of context keys, the context keys, then the feature names.
--- Answers {variant, rolled out?, replayed?, features ignored}, or {-1, ...} for a missing Test.
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0, 0} end
+-- Answers {variant, rolled out?, replayed?, features ignored, rewards counted}, or {-1, ...}
+-- for a missing Test.
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0, 0, false} end
+local learned = redis.call('HGET', KEYS[7], 'u')
 local rollout = redis.call('HGET', KEYS[1], 'rollout')
 local stored = redis.call('GET', KEYS[5])
 if stored then
   local v = string.sub(stored, 1, string.find(stored, '|', 1, true) - 1)
-  return {tonumber(v), (rollout == v) and 1 or 0, 1, 0}
+  return {tonumber(v), (rollout == v) and 1 or 0, 1, 0, learned}
 end
 local v = ARGV[1]
 local kind = ARGV[2]
@@ -40,4 +43,4 @@ for i = 9 + n_keys, #ARGV do
   end
   if index then redis.call('HINCRBY', KEYS[4], 'p:' .. v .. ':' .. index, 1) end
 end
-return {tonumber(v), rollout and 1 or 0, 0, overflow}
+return {tonumber(v), rollout and 1 or 0, 0, overflow, learned}

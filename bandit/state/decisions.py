@@ -21,6 +21,7 @@ class Decision:
     variant_id: int
     is_global_rollout: bool
     replayed: bool  # the request id already named a decision; this is that decision
+    learned_version: str | None  # the Test's reward count now (see learned.learned_version)
 
 
 @guarded
@@ -38,7 +39,8 @@ def record_decision(
     trail_window_seconds: int,
     trail_granularity_seconds: int,
 ) -> Decision:
-    """One round trip: store the decision and its context, count it, honour a rollout.
+    """One round trip: store the decision and its context, count it, honour a rollout, and
+    tell the Test's reward count, so the worker learns for free whether its snapshot is behind.
 
     Raises ConfigMoved, having written nothing, when the guard finds the worker's configuration
     stale, and TestMissing when Redis has no state for the Test.
@@ -51,6 +53,7 @@ def record_decision(
         keys.analysis(test_id),
         keys.context(test_id, request_id),
         keys.trail(test_id, "tp", keys.bucket(now, trail_granularity_seconds)),
+        keys.learn(test_id),
     ]
     args = [
         variant_id,
@@ -64,9 +67,10 @@ def record_decision(
         *context_keys,
         *features,
     ]
-    variant, rollout, replayed, overflow = _DECIDE(script_keys, args, guard)
+    variant, rollout, replayed, overflow, learned = _DECIDE(script_keys, args, guard)
     if variant == -1:
         raise keys.TestMissing(test_id)
     if overflow:
         FEATURE_OVERFLOW.inc(overflow)
-    return Decision(int(variant), bool(rollout), bool(replayed))
+    version = learned.decode() if isinstance(learned, bytes) else None  # Lua false: none yet
+    return Decision(int(variant), bool(rollout), bool(replayed), version)
