@@ -131,7 +131,6 @@ class Posterior:
     def mean(self, x: dict[int, float]) -> np.ndarray:
         raise NotImplementedError
 
-
     def sample_and_mean(
         self, x: dict[int, float], rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -152,7 +151,6 @@ class BetaBernoulli(Posterior):
 
     def mean(self, x: dict[int, float]) -> np.ndarray:
         return self.alpha / (self.alpha + self.beta)
-
 
 
 class NormalInverseGamma(Posterior):
@@ -179,7 +177,6 @@ class NormalInverseGamma(Posterior):
 
     def mean(self, x: dict[int, float]) -> np.ndarray:
         return self.mu
-
 
 
 class LinearRegression(Posterior):
@@ -215,7 +212,6 @@ class LinearRegression(Posterior):
 
     def mean(self, x: dict[int, float]) -> np.ndarray:
         return self._project(x)[0]
-
 
     def sample_and_mean(
         self, x: dict[int, float], rng: np.random.Generator
