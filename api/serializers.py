@@ -17,12 +17,14 @@ from rest_framework import serializers
 from api.validation import (
     Boolean,
     Integer,
+    LiveMaxLength,
     Number,
     Text,
     first_message,
     keys_of,
     label_problem,
     text_problem,
+    validated,
 )
 from bandit import defaults, policy
 from bandit.policy import is_number
@@ -184,7 +186,8 @@ class RequestIdField(serializers.CharField):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("required", False)
         kwargs.setdefault("allow_null", True)
-        super().__init__(max_length=settings.SCOUT_MAX_REQUEST_ID_LENGTH, **kwargs)
+        super().__init__(**kwargs)
+        self.validators.append(LiveMaxLength("SCOUT_MAX_REQUEST_ID_LENGTH"))
 
     def to_internal_value(self, data: object) -> str:
         if not isinstance(data, str) or not data:
@@ -230,7 +233,7 @@ class TestSettingsFields(serializers.Serializer):
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        base = self.context.get("base") or defaults.current()
+        base = defaults.current()
         values = {name: attrs.pop(name, getattr(base, name)) for name in self.SETTINGS}
         chosen = defaults.TestSettings(**values)
         buckets = defaults.trail_buckets(
@@ -372,14 +375,17 @@ class UpdateEntry(serializers.Serializer):
     context_used_for_prediction = Boolean(required=False)
 
 
+ENTRY_FIELDS = frozenset(UpdateEntry().fields)
+
+
 def reward_entry(index: int, raw: object) -> RewardInput | EntryRefused:
     """Check one entry of a batch on its own: an entry that fails is refused alone."""
     if not isinstance(raw, dict):
         return EntryRefused(index, "each update must be a JSON object.")
-    entry = UpdateEntry(data=raw)
-    if not entry.is_valid():
-        return EntryRefused(index, first_message(entry.errors))
-    data = entry.validated_data
+    try:
+        data = validated(UpdateEntry, raw)
+    except serializers.ValidationError as exc:
+        return EntryRefused(index, first_message(exc.detail))
     variant = data.get("variant_id")
     by_label = variant is None and data.get("decision") is not None
     if by_label:
@@ -388,7 +394,7 @@ def reward_entry(index: int, raw: object) -> RewardInput | EntryRefused:
         context, inline = data.get("context") or {}, raw["context"] is not None
     elif "decision" in raw:
         try:  # the original Scout's inline context: every key that is not a field
-            context, inline = check_context(keys_of(raw, set(UpdateEntry().fields))), True
+            context, inline = check_context(keys_of(raw, ENTRY_FIELDS)), True
         except serializers.ValidationError as exc:
             assert isinstance(exc.detail, list)  # check_context raises one message, in a list
             return EntryRefused(index, str(exc.detail[0]))
@@ -411,11 +417,8 @@ class UpdatesField(serializers.ListField):
     (see `reward_entry`)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(
-            child=UpdateEntry(),
-            max_length=settings.SCOUT_MAX_UPDATES_PER_BATCH,
-            **kwargs,
-        )
+        super().__init__(child=UpdateEntry(), **kwargs)
+        self.validators.append(LiveMaxLength("SCOUT_MAX_UPDATES_PER_BATCH"))
 
     def to_internal_value(self, data: object) -> list[RewardInput | EntryRefused]:
         if not isinstance(data, list):

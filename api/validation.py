@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.core.validators import MaxLengthValidator
 from rest_framework import serializers
+from rest_framework.fields import SkipField
 
 from bandit.policy import is_number
 
@@ -35,11 +38,37 @@ def first_message(errors: Any, path: str = "") -> str:
     return f"{path}: {message}"
 
 
-def validated(serializer_class: type[S], data: object, **context: Any) -> dict[str, Any]:
-    """Run a serializer over `data`; raise its ValidationError (a 400) or answer the values."""
-    serializer = serializer_class(data=data, context=context)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
+_bound: dict[type, serializers.Serializer] = {}
+
+
+def validated(serializer_class: type[S], data: object) -> dict[str, Any]:
+    """Check `data` with a serializer's fields and its `validate`; raise its ValidationError
+    (a 400) or answer the values.
+
+    DRF builds a serializer's fields anew, by deep copy, for every instance: 150 us for a
+    decision's three fields, a quarter of a second for a batch of 1,000 rewards checked entry
+    by entry. Scout's fields hold no per-request state, so each serializer's fields are bound
+    once per process and every request runs them (as Serializer.to_internal_value does).
+    """
+    serializer = _bound.get(serializer_class)
+    if serializer is None:
+        serializer = _bound[serializer_class] = serializer_class()
+    if not isinstance(data, Mapping):
+        raise serializers.ValidationError("The request body must be a JSON object.")
+    values: dict[str, Any] = {}
+    errors: dict[str, Any] = {}
+    for name, field in serializer.fields.items():
+        if field.read_only:
+            continue
+        try:
+            values[name] = field.run_validation(field.get_value(data))
+        except serializers.ValidationError as exc:
+            errors[name] = exc.detail
+        except SkipField:  # an optional field that was not sent
+            pass
+    if errors:
+        raise serializers.ValidationError(errors)
+    return serializer.validate(values)
 
 
 def text_problem(value: str, *, nul_allowed: bool = True) -> str | None:
@@ -54,6 +83,23 @@ def text_problem(value: str, *, nul_allowed: bool = True) -> str | None:
     return None
 
 
+class LiveMaxLength(MaxLengthValidator):
+    """A length limit read from a setting whenever it is used: by the check itself, and by
+    drf-spectacular, which publishes it in the OpenAPI schema (maxLength, maxItems)."""
+
+    def __init__(self, setting: str) -> None:
+        self.setting = setting
+        super().__init__(0)
+
+    @property
+    def limit_value(self) -> int:
+        return int(getattr(settings, self.setting))
+
+    @limit_value.setter
+    def limit_value(self, value: object) -> None:
+        pass  # the setting is the limit
+
+
 class Text(serializers.CharField):
     """A non-empty string (surrounding white space dropped) without lone surrogates or NUL
     characters, at most `max_length` characters long, or as many as the setting named by
@@ -66,10 +112,10 @@ class Text(serializers.CharField):
         limit_setting: str | None = None,
         **kwargs: Any,
     ) -> None:
-        if limit_setting is not None:
-            kwargs["max_length"] = getattr(settings, limit_setting)  # for the schema
         kwargs.setdefault("min_length", 1)
         super().__init__(trim_whitespace=False, **kwargs)
+        if limit_setting is not None:
+            self.validators.append(LiveMaxLength(limit_setting))
         self.noun = noun
         self.limit_setting = limit_setting
 
@@ -147,6 +193,6 @@ def label_problem(value: object) -> str | None:
     return None
 
 
-def keys_of(data: Mapping[str, Any], known: set[str]) -> dict[str, Any]:
+def keys_of(data: Mapping[str, Any], known: AbstractSet[str]) -> dict[str, Any]:
     """The entries of `data` other than `known` fields."""
     return {key: value for key, value in data.items() if key not in known}
