@@ -155,16 +155,17 @@ class FetchRecommendedVariantView(ApiView):
         ],
     )
     def post(self, request: Request) -> Response:
-        body = validated(shapes.FetchRequest, body_object(request))
-        recommendation = access.serve_checked(
-            request,
-            lambda settings_in_force: services.recommend(
+        def decide(settings_in_force: config.Config) -> services.Recommendation:
+            # Checked once the caller is let in: a protected API answers 401 before 400.
+            body = validated(shapes.FetchRequest, body_object(request))
+            return services.recommend(
                 body["cb_model_id"],
                 context=body.get("context") or {},
                 request_id=body.get("request_id"),
                 settings_in_force=settings_in_force,
-            ),
-        )
+            )
+
+        recommendation = access.serve_checked(request, decide)
         body = {
             "cb_model_id": recommendation.test_id,
             "variant_id": recommendation.variant_id,
@@ -206,13 +207,14 @@ class UpdateTestView(ApiView):
         ],
     )
     def post(self, request: Request, cb_model_id: str) -> Response:
-        entries = validated(shapes.UpdateRequest, body_object(request))["updates"]
-        report = access.serve_checked(
-            request,
-            lambda settings_in_force: services.record_rewards(
+        def count(settings_in_force: config.Config) -> services.RewardReport:
+            # Checked once the caller is let in: a protected API answers 401 before 400.
+            entries = validated(shapes.UpdateRequest, body_object(request))["updates"]
+            return services.record_rewards(
                 cb_model_id, entries, settings_in_force=settings_in_force
-            ),
-        )
+            )
+
+        report = access.serve_checked(request, count)
         failed = len(report.errors)
         return Response(
             {

@@ -78,3 +78,21 @@ def test_protection_turned_off_elsewhere_lets_a_refused_caller_in_at_once(protec
     changed_on_another_host(protected_api=False)
     assert fetch(str(test.id), "scout_not-a-token").status_code == 200
     assert not config.known().protected_api
+
+
+def test_a_protected_api_refuses_a_caller_before_it_reads_the_body(protected):
+    request = APIRequestFactory().post(
+        "/api/fetch_recommended_variant", {"context": "not an object"}, format="json"
+    )
+    assert FetchRecommendedVariantView.as_view()(request).status_code == 401
+    request = APIRequestFactory().post(
+        "/api/update_model/x", {"updates": "not a list"}, format="json"
+    )
+    assert UpdateTestView.as_view()(request, cb_model_id="x").status_code == 401
+    with_token = APIRequestFactory().post(
+        "/api/fetch_recommended_variant",
+        {"context": "not an object"},
+        format="json",
+        HTTP_AUTHORIZATION=f"Bearer {protected}",
+    )
+    assert FetchRecommendedVariantView.as_view()(with_token).status_code == 400
