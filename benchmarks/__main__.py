@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import footprint, http_quality, quality, report, serving
+from benchmarks import footprint, http_quality, quality, report, serving, slow_clients
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -41,7 +41,7 @@ MODES = {
         "http_seeds": 24,
     },
 }
-PARTS = ("serving", "footprint", "quality", "http")
+PARTS = ("serving", "slow_clients", "footprint", "quality", "http")
 
 
 def machine() -> dict[str, object]:
@@ -80,6 +80,11 @@ def main() -> None:
         results["serving"] = serving_result
         report.serving_plot(serving_result, RESULTS)
         section("Serving: Scout as a ratio of the baseline", report.serving_table(serving_result))
+    if "slow_clients" in options.only:
+        print("Slow clients: paced decisions beside stalled and trickling connections", flush=True)
+        slow_result = slow_clients.benchmark(seconds=config["serving_seconds"])
+        results["slow_clients"] = slow_result
+        section("Slow clients", slow_clients.table(slow_result))
     if "footprint" in options.only:
         print("Footprint: a long history, Redis memory, worker memory", flush=True)
         history_result = footprint.history(
