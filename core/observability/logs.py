@@ -5,6 +5,12 @@ Every record becomes one JSON object: `timestamp` (ISO 8601, UTC, with a Z), `le
 with `extra=` (test_id, request_id, variant_id, user...). The same object is printed to stdout
 for log shippers and appended to the shared stream, so a viewer sees every worker and host.
 
+Nothing that looks like a credential is ever written: `redact` masks the values of query
+parameters named like one (token, key, password, secret, auth...) and Bearer or Basic
+credentials, in the message, in every structured field and in tracebacks; a Django request
+passed as a field (Django's own request logger does that) is logged as its method and redacted
+path, never as its repr.
+
 Shipping to Redis never blocks or fails a request: `emit` only puts the entry on a bounded
 in-memory queue, a background thread per process sends batches with one pipeline, and whatever
 cannot be sent (queue full, Redis down) is dropped and counted.
@@ -17,11 +23,14 @@ import json
 import logging
 import os
 import queue
+import re
 import socket
 import sys
 import threading
 import time
 from typing import Any
+
+from django.http import HttpRequest
 
 from core.observability import logstream
 from core.observability.metrics import LOG_RECORDS_DROPPED
@@ -34,22 +43,60 @@ _STANDARD = frozenset(
 _HOST = socket.gethostname()
 
 
+REDACTED = "[REDACTED]"
+# A query parameter (or form field) whose name says it holds a credential: its value goes.
+_SECRET_PARAMETER = re.compile(
+    r"(?i)((?:^|[?&;\s\"'])[\w.\-\[\]]*?"
+    r"(?:token|key|password|passwd|pwd|secret|auth|authorization|credential|signature|session)s?"
+    r"(?:[_.\-\[\]][\w.\-\[\]]*)?=)[^&;\s\"']*"
+)
+# An Authorization header's value, whatever its scheme; and a Bearer credential anywhere.
+_AUTHORIZATION = re.compile(
+    r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic|token)\s+)?+)[^\s\"',;<][^\s\"',;]*"
+)
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/\-]{8,}=*")
+
+
+def redact(text: str) -> str:
+    """`text` with every credential-looking value replaced by [REDACTED]."""
+    text = _AUTHORIZATION.sub(rf"\1{REDACTED}", text)
+    if "=" in text:
+        text = _SECRET_PARAMETER.sub(rf"\1{REDACTED}", text)
+    return _BEARER.sub(rf"\1{REDACTED}", text)
+
+
+def _safe(value: Any) -> Any:
+    """A field's value as it may be logged: requests summarised, strings redacted, containers
+    kept as they are with their strings redacted."""
+    if isinstance(value, HttpRequest):
+        return redact(f"{value.method} {value.get_full_path()}")
+    if isinstance(value, str):
+        return redact(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {str(key): _safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_safe(item) for item in value]
+    return redact(str(value))
+
+
 def entry(record: logging.LogRecord) -> dict[str, Any]:
-    """The JSON-ready form of a record, structured fields included."""
+    """The JSON-ready form of a record, structured fields included, credentials redacted."""
     moment = dt.datetime.fromtimestamp(record.created, tz=dt.UTC)
     data: dict[str, Any] = {
         "timestamp": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "level": record.levelname,
-        "message": record.getMessage(),
+        "message": redact(record.getMessage()),
         "service": f"{record.name}:{record.module}:{record.lineno}",
         "host": _HOST,
         "pid": record.process,
     }
     for key, value in record.__dict__.items():
         if key not in _STANDARD and not key.startswith("_") and key not in data:
-            data[key] = value
+            data[key] = _safe(value)
     if record.exc_info:
-        data["exception"] = logging.Formatter().formatException(record.exc_info)
+        data["exception"] = redact(logging.Formatter().formatException(record.exc_info))
     return data
 
 
@@ -152,3 +199,14 @@ class RedisStreamHandler(logging.Handler):
         )
         print(dumps(entry(warning)), file=sys.stderr, flush=True)
         self._dropped, self._reported_at = 0, now
+
+
+class RedactFilter(logging.Filter):
+    """Redacts a record in place, for handlers that do not format through `entry` (the web
+    server's own error log)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        return True
