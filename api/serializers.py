@@ -11,15 +11,21 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import ProhibitNullCharactersValidator
 from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
 from api.validation import (
+    NO_NUL_PATTERN,
+    NON_BLANK_PATTERN,
+    VARIANT_ID_PATTERN,
     Boolean,
     Integer,
     LiveMaxLength,
     Number,
     Text,
+    WholeBodyRules,
+    as_label,
     first_message,
     keys_of,
     label_problem,
@@ -29,10 +35,15 @@ from api.validation import (
 from bandit import defaults, policy
 from bandit.policy import is_number
 from bandit.services import EntryRefused, RewardInput
+from core.errors import Conflict
 
 # Rewards and numeric context values beyond this magnitude are refused: their squares must stay
 # far from overflowing the sums Scout keeps.
 MAX_ABS_NUMBER = 1e12
+
+
+# An integer label stays within what every JSON client reads exactly (JavaScript's safe integers).
+MAX_INTEGER_LABEL = 2**53 - 1
 
 
 @extend_schema_field({"oneOf": [{"type": "string"}, {"type": "integer"}]})
@@ -45,15 +56,22 @@ class LabelField(serializers.JSONField):
 
     # DRF's stubs give a JSONField's value as a dict or a list; this one takes a label.
     def to_internal_value(self, data: object) -> str | int:  # type: ignore[override]
+        data = as_label(data)
         if label_problem(data):
             raise serializers.ValidationError(f"{self.field_name} must be {self.noun}.")
         return data  # type: ignore[return-value]
 
 
 def _check_label(variant_id: str, label: object) -> str | int:
+    label = as_label(label)
     if label_problem(label):
         raise serializers.ValidationError(
             f"variants.{variant_id}: a label must be a string or an integer."
+        )
+    if isinstance(label, int) and abs(label) > MAX_INTEGER_LABEL:
+        raise serializers.ValidationError(
+            f"variants.{variant_id}: an integer label is at most {MAX_INTEGER_LABEL} in "
+            "magnitude, so that every JSON client reads it back exactly."
         )
     if isinstance(label, str):
         if not label.strip():
@@ -72,10 +90,24 @@ def _check_label(variant_id: str, label: object) -> str | int:
 @extend_schema_field(
     {
         "type": "object",
-        "additionalProperties": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+        "propertyNames": {"pattern": VARIANT_ID_PATTERN},
+        "additionalProperties": {
+            "oneOf": [
+                {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": settings.SCOUT_MAX_LABEL_LENGTH,
+                    "pattern": NON_BLANK_PATTERN,
+                },
+                {"type": "integer", "minimum": -MAX_INTEGER_LABEL, "maximum": MAX_INTEGER_LABEL},
+            ]
+        },
         "minProperties": 2,
         "maxProperties": settings.SCOUT_MAX_VARIANTS,
-        "description": "Variant id (a non-negative integer, as a key) -> its label, unique.",
+        "description": (
+            "Variant id (a non-negative integer, as a key) -> its label. Labels are unique "
+            "within a Test: two variants with one label answer 409."
+        ),
     }
 )
 class VariantsField(serializers.JSONField):
@@ -105,7 +137,7 @@ class VariantsField(serializers.JSONField):
                 raise serializers.ValidationError(f"variants: the id {variant_id} appears twice.")
             label = _check_label(text, label)
             if str(label) in seen:
-                raise serializers.ValidationError(
+                raise Conflict(
                     f"variants: the label {label!r} is used by variants {seen[str(label)]} and "
                     f"{text}; labels must be unique."
                 )
@@ -162,16 +194,16 @@ def check_context(context: object) -> dict[str, Any]:
 @extend_schema_field(
     {
         "type": "object",
+        "propertyNames": {"minLength": 1, "maxLength": settings.SCOUT_MAX_CONTEXT_KEY_LENGTH},
         "additionalProperties": {
             "oneOf": [
                 {"type": "string", "maxLength": settings.SCOUT_MAX_CONTEXT_VALUE_LENGTH},
                 {"type": "number", "minimum": -MAX_ABS_NUMBER, "maximum": MAX_ABS_NUMBER},
                 {"type": "boolean"},
+                {"type": "null"},
             ],
-            "nullable": True,
         },
         "maxProperties": settings.SCOUT_MAX_CONTEXT_KEYS,
-        "nullable": True,
         "description": "A flat object of strings, numbers, booleans and nulls.",
     }
 )
@@ -183,10 +215,12 @@ class ContextField(serializers.JSONField):
 class RequestIdField(serializers.CharField):
     """A client's id for one decision; absent or null means Scout makes one up."""
 
+    schema_pattern = NO_NUL_PATTERN  # published by api.schema
+
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("required", False)
         kwargs.setdefault("allow_null", True)
-        super().__init__(**kwargs)
+        super().__init__(trim_whitespace=False, **kwargs)  # an opaque id, taken as sent
         self.validators.append(LiveMaxLength("SCOUT_MAX_REQUEST_ID_LENGTH"))
 
     def to_internal_value(self, data: object) -> str:
@@ -205,7 +239,7 @@ class Error(serializers.Serializer):
     detail = serializers.CharField(help_text="What is wrong, in a sentence.")
 
 
-class TestSettingsFields(serializers.Serializer):
+class TestSettingsFields(WholeBodyRules, serializers.Serializer):
     """A Test's own settings, each within its bounds (bandit.defaults); missing ones take the
     current defaults. `validated_data["test_settings"]` is a defaults.TestSettings."""
 
@@ -231,6 +265,32 @@ class TestSettingsFields(serializers.Serializer):
         "trail_bucket_granularity_seconds",
         "minimum_update_requests",
     )
+
+    @classmethod
+    def schema_rules(cls) -> dict[str, Any]:
+        """The trail's bucket limit, as ranges a schema can state. A window and a granularity
+        sent together hold at most MAX_TRAIL_BUCKETS buckets inside any of the first ranges;
+        one sent alone is completed from the current defaults, whatever they are, so it must
+        keep within the last range (a short window, a coarse granularity)."""
+        window, granularity = cls.SETTINGS[0], cls.SETTINGS[1]
+        tiers = defaults.TRAIL_GRANULARITY_TIERS_SECONDS
+        ranges: list[dict[str, Any]] = []
+        for finest in tiers:
+            longest = min(
+                defaults.MAX_TRAIL_BUCKETS * finest // 60, defaults.TRAIL_WINDOW_MINUTES[1]
+            )
+            ranges.append(
+                {
+                    "required": [window, granularity],
+                    "properties": {window: {"maximum": longest}, granularity: {"minimum": finest}},
+                }
+            )
+        alone = {
+            window: {"maximum": defaults.MAX_TRAIL_BUCKETS * tiers[0] // 60},
+            granularity: {"minimum": tiers[-1]},
+        }
+        ranges.append({"properties": alone})
+        return {"anyOf": ranges}
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         base = defaults.current()
@@ -328,7 +388,14 @@ class TestDetails(TestSummary):
 
 
 class TestIdField(serializers.CharField):
-    """A Test's id as a client sent it; one that is not a UUID names no Test (404)."""
+    """A Test's id as a client sent it; one that is not a UUID names no Test (404), whatever
+    characters it holds (so DRF's refusal of NUL characters is left out)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(trim_whitespace=False, **kwargs)
+        self.validators = [
+            v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)
+        ]
 
     def to_internal_value(self, data: object) -> str:
         if isinstance(data, bool) or not isinstance(data, str | int):
@@ -491,6 +558,7 @@ _MEANINGS = {
     401: "API protection is on and no valid token (or staff session) was sent.",
     403: "Authenticated, but not allowed (or a session request without its CSRF token).",
     404: "No such Test.",
+    409: "Two variants of the request share a label.",
     413: "The body is larger than the limit.",
     415: "The body is not JSON.",
     429: "Too many failed logins from this address for this user name.",

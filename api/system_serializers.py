@@ -7,15 +7,23 @@ import ipaddress
 import re
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from api.serializers import TestSettingsFields
-from api.validation import Boolean, Integer, Text
+from api.validation import Boolean, Integer, Text, WholeBodyRules
 from system.services import MAX_CONTEXT_TTL_SECONDS
 
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        "maxLength": 253,
+        "anyOf": [{"format": "hostname"}, {"format": "ipv4"}, {"format": "ipv6"}],
+    }
+)
 class HostField(Text):
     """A host name (RFC 1123: letters, digits and hyphens, dot-separated) or an IP address."""
 
@@ -73,7 +81,35 @@ class TestDefaults(serializers.Serializer):
     minimum_update_requests = serializers.IntegerField()
 
 
-class TestDefaultsChange(TestSettingsFields):
+class TestDefaultsChanged(serializers.Serializer):
+    message = serializers.CharField()
+    config = TestDefaults()
+
+
+class SystemConfig(TestDefaults):
+    host = serializers.CharField()
+    port = serializers.IntegerField()
+    debug = serializers.BooleanField()
+    protected_api = serializers.BooleanField()
+    auth_token = serializers.CharField(allow_null=True, help_text="Masked; never the token.")
+
+
+class Change(WholeBodyRules, serializers.Serializer):
+    """A change of settings: any of its fields, but at least one."""
+
+    nothing_sent = "Send at least one field."
+
+    @classmethod
+    def schema_rules(cls) -> dict[str, Any]:
+        return {**super().schema_rules(), "minProperties": 1}
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError(self.nothing_sent)
+        return super().validate(attrs)
+
+
+class TestDefaultsChange(Change, TestSettingsFields):
     """New defaults, by the contract's short names or by the settings' own names; what is not
     sent keeps its current value. `validated_data["test_settings"]` holds all three."""
 
@@ -93,40 +129,32 @@ class TestDefaultsChange(TestSettingsFields):
             )
         return fields
 
+    nothing_sent = (
+        "Send at least one of time_window_minutes, bucket_granularity_seconds, min_update_requests."
+    )
+
+    @classmethod
+    def schema_rules(cls) -> dict[str, Any]:
+        """The trail's ranges hold for the short names too."""
+        rules = super().schema_rules()
+        for branch in rules["anyOf"]:
+            bounds = branch["properties"]
+            for short, name in cls.SHORT_NAMES.items():
+                if name in bounds:
+                    bounds[short] = bounds[name]
+            if "required" in branch:  # either name of each setting will do
+                names = {name: short for short, name in cls.SHORT_NAMES.items()}
+                branch["allOf"] = [
+                    {"anyOf": [{"required": [name]}, {"required": [names[name]]}]}
+                    for name in branch.pop("required")
+                ]
+        return rules
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if not attrs:
-            raise serializers.ValidationError(
-                "Send at least one of time_window_minutes, bucket_granularity_seconds, "
-                "min_update_requests."
-            )
         for short, name in self.SHORT_NAMES.items():
             if short in attrs:
                 attrs.setdefault(name, attrs.pop(short))
         return super().validate(attrs)
-
-
-class TestDefaultsChanged(serializers.Serializer):
-    message = serializers.CharField()
-    config = TestDefaults()
-
-
-class SystemConfig(TestDefaults):
-    host = serializers.CharField()
-    port = serializers.IntegerField()
-    debug = serializers.BooleanField()
-    protected_api = serializers.BooleanField()
-    auth_token = serializers.CharField(allow_null=True, help_text="Masked; never the token.")
-
-
-class Change(serializers.Serializer):
-    """A change of settings: any of its fields, but at least one."""
-
-    nothing_sent = "Send at least one field."
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if not attrs:
-            raise serializers.ValidationError(self.nothing_sent)
-        return attrs
 
 
 def port_field() -> Integer:

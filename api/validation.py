@@ -105,6 +105,8 @@ class Text(serializers.CharField):
     characters, at most `max_length` characters long, or as many as the setting named by
     `limit_setting` says (read when checking, so the configured limit is the enforced one)."""
 
+    schema_pattern = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"  # published by api.schema
+
     def __init__(
         self,
         *,
@@ -138,9 +140,13 @@ class Text(serializers.CharField):
 
 
 class Integer(serializers.IntegerField):
-    """A JSON integer (not a boolean, not a float) between `min_value` and `max_value`."""
+    """A JSON integer between `min_value` and `max_value`: not a boolean, not a string, not a
+    fraction. A number written with a zero fraction (`5.0`) is that integer, as JSON Schema
+    (and so the OpenAPI document) counts it."""
 
     def to_internal_value(self, data: object) -> int:
+        if isinstance(data, float) and data.is_integer():
+            data = int(data)
         if isinstance(data, bool) or not isinstance(data, int):
             raise serializers.ValidationError(self._expected())
         low, high = self.min_value, self.max_value
@@ -186,6 +192,14 @@ class Number(serializers.FloatField):
         return float(data)  # type: ignore[arg-type]
 
 
+def as_label(value: object) -> object:
+    """A label as sent, with a number written with a zero fraction (`3.0`) read as that integer
+    (as for api.validation.Integer)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def label_problem(value: object) -> str | None:
     """Why `value` cannot be a variant label or reference (a string or an integer)."""
     if isinstance(value, bool) or not isinstance(value, str | int):
@@ -196,3 +210,19 @@ def label_problem(value: object) -> str | None:
 def keys_of(data: Mapping[str, Any], known: AbstractSet[str]) -> dict[str, Any]:
     """The entries of `data` other than `known` fields."""
     return {key: value for key, value in data.items() if key not in known}
+
+
+class WholeBodyRules:
+    """Mixed into a serializer whose rules span several fields: `schema_rules()` states them
+    in JSON Schema keywords, which api.schema merges into the serializer's published schema,
+    so a client can tell from the OpenAPI document what the serializer's `validate` accepts."""
+
+    @classmethod
+    def schema_rules(cls) -> dict[str, Any]:
+        return {}
+
+
+# Patterns the OpenAPI schema states for what these fields accept (ECMA-262 syntax).
+NON_BLANK_PATTERN = Text.schema_pattern
+NO_NUL_PATTERN = r"^[^\u0000]*$"
+VARIANT_ID_PATTERN = r"^(0|[1-9][0-9]{0,8})$"

@@ -64,7 +64,7 @@ class CreateTestView(ApiView):
         tags=["Tests"],
         summary="Create a Test",
         request=shapes.CreateTestRequest,
-        responses={200: shapes.CreateTestResponse, **errors(*WRITE_ERRORS)},
+        responses={200: shapes.CreateTestResponse, **errors(409, *WRITE_ERRORS)},
         examples=[
             OpenApiExample(
                 "Two variants",

@@ -16,7 +16,9 @@ from system.services import change
 TRAIL_WINDOW_MINUTES = (1, 10_080)
 TRAIL_GRANULARITY_SECONDS = (1, 86_400)
 MINIMUM_UPDATE_REQUESTS = (0, 1_000_000)
-MAX_TRAIL_BUCKETS = 10_000
+MAX_TRAIL_BUCKETS = 10_080  # a week at one minute
+# Granularities from which the API's schema states the bucket limit as ranges (api.serializers).
+TRAIL_GRANULARITY_TIERS_SECONDS = (1, 10, 60)
 
 
 @dataclass(frozen=True)

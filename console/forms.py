@@ -15,7 +15,7 @@ from rest_framework import serializers
 from api import system_serializers as shapes
 from api.validation import first_message, validated
 from bandit import defaults
-from core.errors import InvalidInput
+from core.errors import Conflict, InvalidInput
 from system import services
 from system.audit import Actor
 
@@ -32,7 +32,7 @@ class ServiceForm(forms.Form):
         except serializers.ValidationError as exc:
             self.add_error(None, first_message(exc.detail))
             return False
-        except InvalidInput as exc:
+        except (InvalidInput, Conflict) as exc:
             self.add_error(None, exc.detail)
             return False
         return True

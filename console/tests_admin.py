@@ -38,7 +38,7 @@ from api.access import actor_of
 from api.validation import first_message, validated
 from bandit import dashboard, defaults, policy, services
 from bandit.models import Test
-from core.errors import ServiceError
+from core.errors import Conflict, ServiceError
 
 REDIS_DOWN = "Redis is unavailable right now; nothing was changed. Try again shortly."
 
@@ -121,6 +121,8 @@ def _checked(check: Callable[[], Any]) -> Any:
         return check()
     except serializers.ValidationError as exc:
         raise forms.ValidationError(first_message(exc.detail)) from None
+    except Conflict as exc:  # two variants with one label
+        raise forms.ValidationError(exc.detail) from None
 
 
 class TestChangeList(ChangeList):

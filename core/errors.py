@@ -25,5 +25,11 @@ class NotFound(ServiceError):
     status_code = 404
 
 
+class Conflict(ServiceError):
+    """The request contradicts itself or what exists (two variants with one label)."""
+
+    status_code = 409
+
+
 class Unavailable(ServiceError):
     status_code = 503
