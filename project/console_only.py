@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
 from axes.middleware import AxesMiddleware
+from csp.middleware import CSPMiddleware
 from django.conf import settings
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware
@@ -24,6 +25,8 @@ from whitenoise.middleware import WhiteNoiseMiddleware
 
 # What products call, and what load balancers and Prometheus poll.
 API_PREFIXES = ("/api/", "/metrics", "/healthz", "/readyz")
+# The pages under /api/ that a browser shows.
+DOCS_PREFIXES = ("/api/docs", "/api/redoc")
 
 # The per-view hooks Django looks up on a middleware instance (BaseHandler.load_middleware).
 _HOOKS = ("process_view", "process_exception", "process_template_response")
@@ -80,6 +83,14 @@ class ConsoleOrSessionOnly(ConsoleOnly):
 
     def applies(self, request: HttpRequest) -> bool:
         return not is_api(request) or has_session_cookie(request)
+
+
+class ContentSecurityPolicy(ConsoleOnly, CSPMiddleware):
+    """The console's pages, and the API docs pages under /api/, send the policy; the JSON API
+    does not (a JSON body runs nothing in a browser, and the header costs every decision)."""
+
+    def applies(self, request: HttpRequest) -> bool:
+        return not is_api(request) or request.path_info.startswith(DOCS_PREFIXES)
 
 
 class Static(ConsoleOnly, WhiteNoiseMiddleware):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF, UNSAFE_EVAL, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 from django.templatetags.static import static
 from django.urls import reverse_lazy
@@ -68,6 +69,37 @@ if SCOUT_HTTPS:
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Content-Security-Policy (django-csp), on every response: pages run and load only what Scout
+# serves itself, and no other site may frame them. Beyond 'self', each allowance is what the
+# console's pages need in Chromium (tests/test_console.py fails on any violation):
+# - script-src 'unsafe-eval': the admin theme (django-unfold) ships the standard build of
+#   Alpine.js, which compiles its x-data/x-on/x-bind attributes with the Function constructor;
+#   without it no menu, dropdown or modal works, and the login page's modal backdrop covers the
+#   form. The Swagger UI and Redoc pages would do without it. Inline <script> stays forbidden: a
+#   page that needs one gives it the response's nonce (the Swagger UI page's start-up script).
+# - style-src 'unsafe-inline': the theme writes its colours into an inline <style> of its page
+#   skeleton and sets style attributes through Alpine (the change lists' action bar), htmx adds
+#   an inline <style>, and Redoc its styled-components <style> elements. No nonce here: browsers
+#   ignore 'unsafe-inline' beside one. Styles cannot send anything out: images, fonts and
+#   connections stay 'self'.
+# - img-src data:: the icons Swagger UI and Redoc inline as data: SVG images.
+# - worker-src blob:: Redoc's search runs in a Web Worker made from a blob: URL.
+# Redoc's sidebar logo, from cdn.redoc.ly, stays blocked: the service runs air-gapped. The JSON
+# API goes without the header (project.console_only.ContentSecurityPolicy): a JSON body runs
+# nothing in a browser, and the header would cost every decision a few tens of microseconds.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE, UNSAFE_EVAL],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "worker-src": [SELF, "blob:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # --- Serving (read by `scout serve`) --------------------------------------------------------
 SCOUT_HOST = env_str("SCOUT_HOST", "127.0.0.1")
@@ -108,6 +140,8 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "project.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on the console's and the docs' pages (CONTENT_SECURITY_POLICY).
+    "project.console_only.ContentSecurityPolicy",
     # Django's own middleware for the console; the API skips most (see project.console_only).
     "project.console_only.Static",
     "project.console_only.Sessions",
@@ -270,6 +304,8 @@ SPECTACULAR_SETTINGS = {
         "the /admin/ endpoints need a staff user (HTTP Basic or a session)."
     ),
     "VERSION": "1.0.0",
+    # OpenAPI 3.1 speaks full JSON Schema, which states rules 3.0 cannot (propertyNames).
+    "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     # Swagger UI and Redoc come from the drf-spectacular-sidecar package: no CDN.
@@ -279,6 +315,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "api.openapi.contract_paths",
+        "api.openapi.bodies_required",
     ],
 }
 

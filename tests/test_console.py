@@ -1,7 +1,9 @@
 """The operator's console, driven in a real browser (Playwright with Debian's Chromium) against a
 real `scout serve`: log in, create a Test in the form, drive traffic through the API and read
 the dashboard's numbers and charts, roll out and clear, toggle protection, make tokens and use
-them over the API, and watch a request's log line arrive on the Live logs page.
+them over the API, watch a request's log line arrive on the Live logs page, and use the API
+docs. Every page runs under Scout's Content-Security-Policy, and any violation of it fails the
+test: the pages work with what the policy allows, not despite it.
 
 Without Chromium (or the playwright package) these tests skip and say why; CI sets
 SCOUT_REQUIRE_BROWSER=1, which turns that skip into a failure. Each page is saved as a
@@ -38,6 +40,19 @@ CHROMIUM_ARGS = [
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 WAIT_MS = 15_000  # the dashboard refreshes every 5 s; allow for a busy machine
+# Runs in every page before the page's own scripts, and hands each Content-Security-Policy
+# violation to the test (a blocked script, style, image, connection, worker or eval).
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (event) => {
+    window.scoutCspViolation(
+        `${event.effectiveDirective} blocked ${event.blockedURI || "inline"} ` +
+        `at ${event.sourceFile || document.location.href}:${event.lineNumber}`
+    );
+});
+"""
+# Redoc's sidebar always shows its maker's logo from their CDN; the policy blocks it (the
+# service runs air-gapped) and Redoc then leaves it out.
+REDOC_LOGO = "https://cdn.redoc.ly/"
 
 
 def _why_no_browser() -> str | None:
@@ -87,8 +102,9 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class Console:
-    """A logged-in browser tab on the console, which records every URL the page loads and
-    every script error, so each test can also check that nothing came from elsewhere."""
+    """A logged-in browser tab on the console, which records every URL the page loads, every
+    script error and every Content-Security-Policy violation, so each test can also check that
+    nothing came from elsewhere and that the pages live with the policy."""
 
     def __init__(self, server: ScoutServer, browser: Any, screenshots: Path) -> None:
         self.server = server
@@ -99,13 +115,39 @@ class Console:
         self.page = self.context.new_page()
         self.page.set_default_timeout(WAIT_MS)
         self.requested: list[str] = []
-        self.origins = [server.url + "/"]  # where the page may load from: Scout only
+        # Where the page may load from: Scout only (blob: URLs are made by its own pages).
+        self.origins = [server.url + "/", f"blob:{server.url}/"]
+        # What a page tries to load from elsewhere that the policy must block (never sent).
+        self.blocked_by_design: list[str] = []
+        self.failed: dict[str, str] = {}
         self.errors: list[str] = []
+        self.violations: list[str] = []
+        self.context.expose_function("scoutCspViolation", self._violation)
+        self.context.add_init_script(CSP_LISTENER)
         self.page.on("request", lambda request: self.requested.append(request.url))
+        self.page.on("requestfailed", self._failed)
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("console", self._console)
+
+    def _violation(self, report: str) -> None:
+        self.violations.append(report)
+
+    def _failed(self, request: Any) -> None:
+        self.failed[request.url] = request.failure or ""
+
+    def _console(self, message: Any) -> None:
+        """The browser's own report of a violation (workers' ones included), and the admin
+        theme's Alpine.js warning when the policy refuses to evaluate one of its expressions."""
+        if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text:
+            self.violations.append(f"console {message.type}: {message.text}")
+
+    @staticmethod
+    def has_policy(response: Any) -> None:
+        policy = response.header_value("content-security-policy")
+        assert policy and "default-src 'self'" in policy, (response.url, policy)
 
     def login(self) -> Console:
-        self.page.goto(self.server.url + "/admin/login/")
+        self.has_policy(self.page.goto(self.server.url + "/admin/login/"))
         self.page.fill("input[name=username]", ADMIN.username)
         self.page.fill("input[name=password]", ADMIN.password)
         self.page.click("button[type=submit]")
@@ -115,6 +157,7 @@ class Console:
     def open(self, path: str) -> Any:
         response = self.page.goto(self.server.url + path)
         assert response is not None and response.status == 200, (path, response)
+        self.has_policy(response)  # so that no violation means the page lives with the policy
         return response
 
     def shot(self, name: str, *, phone: bool = False) -> None:
@@ -127,8 +170,19 @@ class Console:
 
     def close(self) -> None:
         self.context.close()
-        foreign = [url for url in self.requested if not url.startswith(tuple(self.origins))]
+        expected = tuple(self.blocked_by_design)
+        foreign = [
+            url
+            for url in self.requested
+            if not url.startswith(tuple(self.origins)) and not url.startswith(expected)
+        ]
         assert not foreign, f"the console loaded something from elsewhere: {foreign}"
+        for url in self.requested:
+            if url.startswith(expected):
+                failure = self.failed.get(url, "loaded")
+                assert "csp" in failure.lower(), f"{url} was not blocked by the policy: {failure}"
+        violations = [v for v in self.violations if not any(url in v for url in expected)]
+        assert not violations, f"Content-Security-Policy violations: {violations}"
         assert not self.errors, f"script errors on the page: {self.errors}"
 
 
@@ -377,7 +431,7 @@ def test_protection_and_tokens_from_the_system_page(
     page.fill("input[name=defaults-trail_time_window_minutes]", "10080")
     page.fill("input[name=defaults-trail_bucket_granularity_seconds]", "1")
     page.click("[data-action=save-defaults]")
-    page.locator("[data-field=defaults-errors]", has_text="at most 10000 are allowed").wait_for()
+    page.locator("[data-field=defaults-errors]", has_text="at most 10080 are allowed").wait_for()
     page.fill("input[name=defaults-trail_time_window_minutes]", "30")
     page.fill("input[name=defaults-trail_bucket_granularity_seconds]", "30")
     page.fill("input[name=defaults-minimum_update_requests]", "7")
@@ -461,3 +515,43 @@ def test_live_logs_show_a_request(
     page.locator(".scout-log", has_text="rollout").first.wait_for()
     shown = page.eval_on_selector_all(".scout-log", "rows => rows.map((r) => r.dataset.testId)")
     assert shown and all(value == test_id for value in shown)
+
+
+def test_the_theme_menus_work_under_the_policy(tab: Console) -> None:
+    """The admin theme's menus are Alpine.js expressions, which the policy lets it evaluate
+    ('unsafe-eval'): the user menu opens, and picking dark mode there applies it."""
+    page = tab.page
+    tab.open("/admin/")
+    menu = page.locator("[x-data*=openUserLinks]")
+    menu.get_by_text(ADMIN.username).first.click()
+    dark = menu.locator("nav a", has_text="Dark")
+    dark.wait_for()
+    dark.click()
+    page.wait_for_function("document.documentElement.classList.contains('dark')")
+
+
+def test_the_api_docs_work_under_the_policy(tab: Console) -> None:
+    """Swagger UI and Redoc, from the installed packages, under the same policy: the Swagger
+    page's start-up script runs with the response's nonce, loads the schema and calls the API;
+    Redoc renders it and searches it in its worker. Nothing loads from elsewhere: Redoc's logo
+    from its maker's CDN is blocked, never sent."""
+    page = tab.page
+    tab.open("/api/docs/")
+    operations = page.locator(".opblock")
+    operations.first.wait_for()
+    assert operations.count() >= 10
+    models = page.locator(".opblock-get").filter(
+        has=page.locator(".opblock-summary-path", has_text=re.compile(r"^/api/models$"))
+    )
+    models.locator(".opblock-summary").click()
+    models.get_by_role("button", name="Try it out").click()
+    models.get_by_role("button", name="Execute").click()
+    status = models.locator(".live-responses-table tbody .response-col_status").first
+    status.wait_for()
+    assert status.inner_text().strip() == "200"
+
+    tab.blocked_by_design.append(REDOC_LOGO)
+    tab.open("/api/redoc/")
+    page.get_by_role("heading", name=re.compile("Scout API")).first.wait_for()
+    page.get_by_role("textbox", name="Search").fill("variant")
+    page.locator("[data-role='search:results'] li").first.wait_for()

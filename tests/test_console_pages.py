@@ -1,6 +1,7 @@
 """The console's pages over plain HTTP, with a logged-in session: they answer, refer to nothing
-outside Scout, keep bad input on the form, and keep their charts bounded. These run without a
-browser, so they hold on any machine (the browser tests are in test_console.py)."""
+outside Scout, send a strict Content-Security-Policy, keep bad input on the form, and keep their
+charts bounded. These run without a browser, so they hold on any machine (the browser tests,
+in test_console.py, check that the pages work under that policy)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,12 @@ PAGES = [
     "/admin/logs/",
     "/admin/auth/user/",
 ]
+# The API's docs pages, which Scout serves from the installed packages.
+DOCS = ["/api/docs/", "/api/redoc/"]
 # Any absolute URL in an attribute that loads something (scripts, styles, images, fonts).
 LOADED_URL = re.compile(r"""(?:src|href)\s*=\s*["'](?:https?:)?//""", re.IGNORECASE)
+# A <script> element without src: the page's own code, or data (type="application/json").
+INLINE_SCRIPT = re.compile(r"<script\b(?![^>]*\bsrc=)([^>]*)>", re.IGNORECASE)
 
 
 def session(server: ScoutServer) -> httpx.Client:
@@ -55,13 +60,73 @@ def csrf(client: httpx.Client) -> str:
     return client.cookies["csrftoken"]
 
 
-@pytest.mark.parametrize("path", PAGES)
+@pytest.mark.parametrize("path", PAGES + DOCS)
 def test_pages_answer_and_load_only_local_assets(browser_session, path):
     response = browser_session.get(path)
     assert response.status_code == 200, response.text[:500]
     assert not LOADED_URL.search(response.text), LOADED_URL.search(response.text)
     for asset in re.findall(r"""(?:src|href)="(/static/[^"]+)""", response.text):
         assert browser_session.get(asset).status_code == 200, asset
+
+
+def policy(response: httpx.Response) -> dict[str, list[str]]:
+    """The response's Content-Security-Policy, directive by directive."""
+    header = response.headers.get("content-security-policy", "")
+    assert header, f"no Content-Security-Policy on {response.url}"
+    directives: dict[str, list[str]] = {}
+    for part in header.split(";"):
+        name, *sources = part.split()
+        directives[name] = sources
+    return directives
+
+
+def assert_strict(response: httpx.Response) -> dict[str, list[str]]:
+    directives = policy(response)
+    assert directives["default-src"] == ["'self'"]
+    assert directives["object-src"] == ["'none'"]
+    assert directives["base-uri"] == ["'self'"]
+    assert directives["form-action"] == ["'self'"]
+    assert directives["frame-ancestors"] == ["'none'"]
+    assert "'self'" in directives["script-src"]
+    assert "'unsafe-inline'" not in directives["script-src"]
+    # Every source is Scout itself, a keyword, a nonce, or data:/blob: made by the page: no
+    # other host, no scheme that opens the web.
+    for name, sources in directives.items():
+        for source in sources:
+            assert source.startswith("'") or source in ("data:", "blob:"), (name, source)
+    # The page's own inline scripts carry the response's nonce (the others are JSON data).
+    nonces = [s for s in directives["script-src"] if s.startswith("'nonce-")]
+    for attributes in INLINE_SCRIPT.findall(response.text):
+        if 'type="application/json"' in attributes:
+            continue
+        nonce = re.search(r'\bnonce="([^"]+)"', attributes)
+        assert nonce and f"'nonce-{nonce.group(1)}'" in nonces, (response.url, attributes)
+    return directives
+
+
+def test_pages_send_a_strict_content_security_policy(server, browser_session, make_test, api):
+    with server.client(follow_redirects=False) as anonymous:
+        login = anonymous.get("/admin/login/")
+    assert login.status_code == 200
+    assert_strict(login)
+
+    test_id = make_test(f"Policy {uuid.uuid4().hex[:6]}")["cb_model_id"]
+    dashboard = browser_session.get(f"/admin/bandit/test/{test_id}/change/")
+    assert dashboard.status_code == 200 and 'id="scout-series"' in dashboard.text
+    assert_strict(dashboard)
+
+    # The Swagger page's start-up script is inline: it runs by the nonce of its response, a
+    # new one on each response.
+    docs = browser_session.get("/api/docs/")
+    assert docs.status_code == 200
+    nonces = [s for s in assert_strict(docs)["script-src"] if s.startswith("'nonce-")]
+    assert len(nonces) == 1 and f'<script nonce="{nonces[0][7:-1]}">' in docs.text
+    again = [s for s in policy(browser_session.get("/api/docs/"))["script-src"] if "nonce" in s]
+    assert again and again != nonces
+
+    # The JSON API that products call goes without: a JSON body runs nothing in a browser,
+    # and the header would cost every decision. The docs pages under /api/ keep it.
+    assert "content-security-policy" not in api.get("/api/models").headers
 
 
 def test_the_console_needs_a_staff_login(server: ScoutServer):

@@ -41,7 +41,7 @@ def percent(value: float | None) -> str:
 
 @register.filter
 def percent_width(value: float | None) -> str:
-    """A CSS width for a bar, clamped to 0..100%."""
+    """The width of a bar (an SVG length), clamped to 0..100%."""
     return f"{min(max(value or 0.0, 0.0), 1.0) * 100:.1f}%"
 
 
