@@ -130,7 +130,7 @@ def table(result: dict) -> str:
         f"Paced decisions ({result['offered_rps']} offered per second from "
         f"{result['connections']} connections, {result['seconds_per_run']} s per run).",
         "",
-        "| server | beside | decisions/s | p50 ms | p99 ms | errors |",
+        "| server | beside | decisions answered/s | p50 ms | p99 ms | errors |",
         "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for run in result["runs"]:
@@ -138,4 +138,9 @@ def table(result: dict) -> str:
             f"| {run['server']} | {run['condition']} | {run['rps']:.0f} | {run['p50_ms']:.1f} "
             f"| {run['p99_ms']:.1f} | {run['errors']} |"
         )
+    lines += [
+        "",
+        "Latencies count the decisions that were answered; a server that answers fewer than it "
+        "is offered kept the rest waiting (wrk stops waiting at the end of the run).",
+    ]
     return "\n".join(lines)
