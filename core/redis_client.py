@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
@@ -31,11 +32,21 @@ _client: Redis | None = None
 _client_url: str | None = None
 _on_switch: list[Callable[[], None]] = []
 
-# After a failed call, Redis is left alone for this long: requests meanwhile fail at once (and
-# decisions fall back to the worker's snapshot) instead of each waiting for a timeout. One
-# request then tries again, so Scout recovers by itself within a second of Redis returning.
-BREAK_SECONDS = 0.5
-_broken_until = 0.0
+# The circuit breaker. After a failed call Redis is left alone for BREAK_SECONDS: calls meanwhile
+# fail at once (decisions fall back to the worker's snapshot) instead of each waiting for a
+# timeout. Then one call at a time is let through to see whether Redis is back (the probe);
+# the others keep failing at once until it answers, so a hung Redis holds at most one thread
+# of each worker, for one timeout, rather than every request. The first answer closes the
+# breaker, so Scout works normally again within BREAK_SECONDS of Redis answering.
+BREAK_SECONDS = 0.1
+_broken_until = 0.0  # monotonic; 0.0 while the breaker is closed
+_probing_since: float | None = None  # when the probe in flight started
+_breaker = threading.Lock()
+# A thread that waited out a failed call (a timeout, not a refusal, which costs nothing) does not
+# probe for this long after it, so that the calls one request makes in a row wait for a Redis
+# that does not answer once in all, however late the thread runs again.
+SAME_REQUEST_SECONDS = 0.5
+_thread = threading.local()
 
 
 class RedisUnavailable(RedisConnectionError):
@@ -52,40 +63,91 @@ def measured(function: Callable[P, R]) -> Callable[P, R]:
     return redis_operation(function.__name__)(function)
 
 
+def _let_through() -> bool:
+    """Whether a call may go to Redis now: answer True if it is the probe, False if the breaker
+    is closed; raise RedisUnavailable if it must fail at once."""
+    global _probing_since
+    if _broken_until == 0.0:
+        return False
+    now = time.monotonic()
+    if now - getattr(_thread, "failed_at", -SAME_REQUEST_SECONDS) < SAME_REQUEST_SECONDS:
+        raise RedisUnavailable("Redis is unavailable; Scout retries it shortly.")
+    with _breaker:
+        if _broken_until == 0.0:
+            return False
+        # A probe that outlived its timeouts (a connect, then a reply) no longer holds the turn.
+        probe_lapses = 2 * settings.SCOUT_REDIS_TIMEOUT_SECONDS + BREAK_SECONDS
+        if now < _broken_until or (
+            _probing_since is not None and now - _probing_since < probe_lapses
+        ):
+            raise RedisUnavailable("Redis is unavailable; Scout retries it shortly.")
+        _probing_since = now
+        return True
+
+
+def _answered() -> None:
+    """Redis answered a call: close the breaker."""
+    global _broken_until, _probing_since
+    if _broken_until != 0.0:
+        with _breaker:
+            _broken_until, _probing_since = 0.0, None
+
+
+def _failed(exc: Exception, probe: bool, started: float) -> None:
+    """Redis failed a call: open the breaker (again) for BREAK_SECONDS."""
+    global _broken_until, _probing_since
+    now = time.monotonic()
+    if now - started >= settings.SCOUT_REDIS_TIMEOUT_SECONDS / 2:
+        _thread.failed_at = now
+    with _breaker:
+        if _broken_until == 0.0:
+            logger.warning("Redis is unavailable: %s", exc)
+        _broken_until = time.monotonic() + BREAK_SECONDS
+        if probe:
+            _probing_since = None
+
+
 def guarded(function: Callable[P, R]) -> Callable[P, R]:
-    """Fail fast while Redis is known to be down (see BREAK_SECONDS); count and time each call
-    in the Redis metrics under the function's name."""
+    """Fail fast while Redis is known to be down (the circuit breaker above); count and time
+    each call in the Redis metrics under the function's name."""
 
     timed = measured(function)
 
     @functools.wraps(function)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        global _broken_until
-        if time.monotonic() < _broken_until:
-            raise RedisUnavailable("Redis is unavailable; Scout retries it shortly.")
+        probe = _let_through()
+        started = time.monotonic()
         try:
-            return timed(*args, **kwargs)
+            result = timed(*args, **kwargs)
         except (RedisConnectionError, RedisTimeoutError) as exc:
-            if not isinstance(exc, RedisUnavailable):
-                if _broken_until == 0.0 or time.monotonic() > _broken_until + 5:
-                    logger.warning("Redis is unavailable: %s", exc)
-                _broken_until = time.monotonic() + BREAK_SECONDS
+            _failed(exc, probe, started)
             raise
+        except Exception:
+            # Redis answered: with an error of the call's own, or a reply the call refuses
+            # (a script that found the configuration moved or the Test missing).
+            _answered()
+            raise
+        _answered()
+        return result
 
     return wrapper
 
 
 def client_for(url: str) -> Redis:
-    """A client with short timeouts: a fetch must never hang on a struggling Redis."""
+    """A client with short timeouts: a call waits at most SCOUT_REDIS_TIMEOUT_SECONDS for a
+    Redis that does not answer, and a decision makes at most one such call (the breaker fails
+    the next ones at once)."""
     timeout = settings.SCOUT_REDIS_TIMEOUT_SECONDS
     return Redis.from_url(
         url,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
-        health_check_interval=30,
-        # One immediate retry reconnects a pooled connection that a Redis restart broke;
-        # more, with backoff, would hold a request hostage to a Redis that is down.
-        retry=Retry(NoBackoff(), 1),
+        # One immediate retry reconnects a pooled connection that a Redis restart broke (the
+        # error is then a ConnectionError, at once). A timeout is not retried: a Redis that
+        # did not answer within the timeout would only make the caller wait once more. No
+        # health-check PING either: it costs a round trip before commands and on every new
+        # connection, and a broken connection shows itself at once anyway.
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     )
 
 
@@ -110,11 +172,11 @@ def on_switch(callback: Callable[[], None]) -> None:
 
 def use_redis(url: str) -> None:
     """Switch this process to another Redis (an operator changed the Redis configuration)."""
-    global _client, _client_url, _broken_until
+    global _client, _client_url, _broken_until, _probing_since
     if url == _client_url:
         return
     old, _client, _client_url = _client, client_for(url), url
-    _broken_until = 0.0
+    _broken_until, _probing_since = 0.0, None
     for callback in _on_switch:
         callback()
     if old is not None:

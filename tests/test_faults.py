@@ -7,6 +7,7 @@ own and a TCP proxy in front of PostgreSQL take the faults, so shared servers ar
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlparse, urlunparse
 
 import httpx
@@ -23,21 +25,39 @@ import pytest
 from tests.live import ADMIN, Backends, RedisProcess, ScoutServer, TcpProxy
 
 
+class Answer(NamedTuple):
+    """One request of a Load and its answer (status 0: no answer), on the monotonic clock."""
+
+    kind: str  # "decision" or "reward"
+    started: float
+    ended: float
+    status: int
+    degraded: bool = False
+
+    @property
+    def normal(self) -> bool:
+        return self.status == 200 and not self.degraded
+
+
 class Load:
     """Client threads doing what a product backend does: a decision, then its reward, retrying
-    the reward on 503 as the API asks. Records every answer.
+    the reward on 503 as the API asks. Records every answer, and when it came (`answers`).
 
     A thread waiting out an outage in its reward retries asks for no decisions meanwhile, so
     `probes` more threads only ask for decisions: some are always in flight during a fault.
     """
 
-    def __init__(self, url: str, test_id: str, threads: int = 4, probes: int = 2) -> None:
+    def __init__(
+        self, url: str, test_id: str, threads: int = 4, probes: int = 2, pause: float = 0.02
+    ) -> None:
         self.url, self.test_id, self.threads, self.probes = url, test_id, threads, probes
+        self.pause = pause  # between two decisions of a probe
         self.fetch_statuses: list[int] = []
         self.reward_statuses: list[int] = []
         self.degraded = 0
         self.acknowledged: set[str] = set()
         self.failures: list[str] = []
+        self.answers: list[Answer] = []
         self._stop = threading.Event()
         self._workers: list[threading.Thread] = []
 
@@ -49,10 +69,10 @@ class Load:
                 request_id = f"load-{worker}-{i}-{uuid.uuid4().hex[:6]}"
                 context = {"worker": str(worker)}
                 try:
-                    response = client.post(
-                        "/api/fetch_recommended_variant",
-                        json={"cb_model_id": self.test_id, "request_id": request_id,
-                              "context": context},
+                    response = self._post(
+                        client, "/api/fetch_recommended_variant",
+                        {"cb_model_id": self.test_id, "request_id": request_id,
+                         "context": context},
                     )  # fmt: skip
                 except httpx.HTTPError as exc:
                     self.failures.append(f"fetch transport error: {exc!r}")
@@ -71,8 +91,8 @@ class Load:
                 deadline = time.monotonic() + 20
                 while time.monotonic() < deadline:
                     try:
-                        answer = client.post(
-                            f"/api/update_model/{self.test_id}", json={"updates": [entry]}
+                        answer = self._post(
+                            client, f"/api/update_model/{self.test_id}", {"updates": [entry]}
                         )
                     except httpx.HTTPError:
                         time.sleep(0.1)
@@ -90,10 +110,10 @@ class Load:
     def _probe(self) -> None:
         with httpx.Client(base_url=self.url, timeout=10) as client:
             while not self._stop.is_set():
-                time.sleep(0.02)
+                time.sleep(self.pause)
                 try:
-                    response = client.post(
-                        "/api/fetch_recommended_variant", json={"cb_model_id": self.test_id}
+                    response = self._post(
+                        client, "/api/fetch_recommended_variant", {"cb_model_id": self.test_id}
                     )
                 except httpx.HTTPError as exc:
                     self.failures.append(f"fetch transport error: {exc!r}")
@@ -101,6 +121,18 @@ class Load:
                 self.fetch_statuses.append(response.status_code)
                 if response.status_code == 200:
                     self.degraded += bool(response.json().get("degraded"))
+
+    def _post(self, client: httpx.Client, path: str, body: dict) -> httpx.Response:
+        kind = "reward" if path.startswith("/api/update_model/") else "decision"
+        started = time.monotonic()
+        try:
+            response = client.post(path, json=body)
+        except httpx.HTTPError:
+            self.answers.append(Answer(kind, started, time.monotonic(), 0))
+            raise
+        degraded = response.status_code == 200 and bool(response.json().get("degraded"))
+        self.answers.append(Answer(kind, started, time.monotonic(), response.status_code, degraded))
+        return response
 
     def __enter__(self) -> Load:
         self._workers = [
@@ -116,11 +148,24 @@ class Load:
             thread.join(60)
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        return [
+            int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        ]
+    except OSError:  # it just ended
+        return []
+
+
 def _redis_pid(server: ScoutServer) -> int:
-    pid = server.process.pid
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        if b"redis-server" in Path(f"/proc/{child}/cmdline").read_bytes():
-            return int(child)
+    """The embedded redis-server: a child of its supervisor, which is a child of the server."""
+    for child in _children(server.process.pid):
+        for pid in [child, *_children(child)]:
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "redis-server":
+                    return pid
+            except OSError:
+                continue
     raise AssertionError("no embedded Redis under the server")
 
 
@@ -189,6 +234,114 @@ def test_redis_stopping_and_restarting_under_load(own_backends, tmp_path):
         )
     finally:
         server.stop()
+
+
+def _recovery(answers: list[Answer], since: float, until: float) -> float:
+    """How long after `since` the last answer that was not normal (a 503, a degraded decision)
+    came, among the requests sent after `since` and answered before `until`; 0 if none."""
+    late = [a.ended for a in answers if since <= a.started and a.ended < until and not a.normal]
+    return max(late, default=since) - since
+
+
+def test_a_killed_embedded_redis_is_back_within_a_second(tmp_path):
+    """kill -9 of the embedded Redis under load: its supervisor says how it died and starts it
+    again at once, decisions and rewards are answered normally again within a second, and the
+    append-only file keeps every acknowledged reward."""
+    backends = Backends()
+    if not backends.embedded:
+        backends.cleanup()
+        pytest.skip("REDIS_URL is set: Scout uses that Redis and starts no embedded one")
+    server = ScoutServer(backends, workers=2, data_dir=tmp_path / "data").start()
+    kills: list[tuple[int, float]] = []
+    try:
+        with server.client() as api:
+            test_id = _new_test(api)
+            with Load(server.url, test_id, threads=4, probes=2) as load:
+                time.sleep(1.5)
+                for _ in range(2):  # the restarted Redis is supervised as the first one was
+                    pid = _redis_pid(server)
+                    os.kill(pid, signal.SIGKILL)
+                    kills.append((pid, time.monotonic()))
+                    time.sleep(2.0)
+                    assert _redis_pid(server) != pid
+                ended = time.monotonic()
+            details = api.get(f"/api/model_details/{test_id}").json()
+        log = server.log_path.read_text()
+        until = [killed_at for _, killed_at in kills[1:]] + [ended]
+        for (pid, killed_at), next_kill in zip(kills, until, strict=True):
+            assert f"the embedded Redis (pid {pid}) was killed by SIGKILL" in log
+            recovered = _recovery(load.answers, killed_at, next_kill)
+            assert recovered < 1.0, f"answered normally again only {recovered:.2f} s after"
+        assert log.count("the embedded Redis answers again") == 2
+        assert load.failures == []
+        assert 500 not in load.fetch_statuses + load.reward_statuses
+        assert len(load.acknowledged) > 50
+        assert details["total_updates"] == len(load.acknowledged)
+    finally:
+        server.stop()
+        backends.cleanup()
+
+
+def test_a_hung_redis_holds_each_decision_no_longer_than_its_timeout(tmp_path):
+    """SIGSTOP of Redis under concurrent load: every decision is answered (degraded) within
+    SCOUT_REDIS_TIMEOUT_SECONDS and a little, every reward with 503 as fast; after SIGCONT Scout
+    recovers by itself within a second and has lost no acknowledged reward."""
+    timeout, slack = 0.5, 0.4
+    backends = Backends()
+    redis_process = RedisProcess(tmp_path / "redis").start()  # the test's own, to freeze
+    backends.redis_url = redis_process.url
+    server = ScoutServer(
+        backends,
+        workers=2,
+        data_dir=tmp_path / "data",
+        # More threads than client threads, so no request waits for a thread: what is measured
+        # is how long a decision waits for Redis.
+        extra_env={"SCOUT_REDIS_TIMEOUT_SECONDS": str(timeout), "SCOUT_THREADS": "16"},
+    ).start()
+    pid = redis_process.process.pid
+    try:
+        with server.client() as api:
+            test_id = _new_test(api)
+            for _ in range(20):  # new connections, so that each worker has seen the Test
+                httpx.post(
+                    f"{server.url}/api/fetch_recommended_variant", json={"cb_model_id": test_id}
+                )
+            # Eight clients asking for decisions at once, but not so fast that two cores are
+            # saturated: what is measured is the wait for Redis, not for a CPU.
+            with Load(server.url, test_id, threads=4, probes=8, pause=0.05) as load:
+                time.sleep(1.0)
+                os.kill(pid, signal.SIGSTOP)
+                hung = time.monotonic()
+                time.sleep(3.0)
+                os.kill(pid, signal.SIGCONT)
+                resumed = time.monotonic()
+                time.sleep(2.0)
+                ended = time.monotonic()
+            details = api.get(f"/api/model_details/{test_id}").json()
+        during = [a for a in load.answers if hung <= a.started < resumed]
+        decisions = [a for a in during if a.kind == "decision"]
+        rewards = [a for a in during if a.kind == "reward"]
+        assert len(decisions) > 100
+        slowest = max(a.ended - a.started for a in during)
+        assert slowest < timeout + slack, f"a request waited {slowest:.2f} s for a hung Redis"
+        assert {a.status for a in decisions} == {200}
+        assert len(rewards) > 10 and {a.status for a in rewards} <= {200, 503}
+        # Sent once the freeze had surely taken hold, answered before it ended: from the snapshot.
+        frozen = [a for a in during if a.started > hung + 0.05 and a.ended < resumed]
+        assert all(a.degraded for a in frozen if a.kind == "decision")
+        assert {a.status for a in frozen if a.kind == "reward"} == {503}
+        recovered = _recovery(load.answers, resumed, ended)
+        assert recovered < 1.0, f"answered normally again only {recovered:.2f} s after SIGCONT"
+        assert load.failures == []
+        assert 500 not in load.fetch_statuses + load.reward_statuses
+        assert len(load.acknowledged) > 20
+        assert details["total_updates"] == len(load.acknowledged)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+        server.stop()
+        backends.cleanup()
+        redis_process.stop()
 
 
 def test_a_redis_that_lost_its_data_is_refilled_from_the_checkpoint(own_backends, tmp_path):
