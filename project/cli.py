@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 
 class _Gunicorn(BaseApplication):
@@ -37,6 +38,17 @@ class _Gunicorn(BaseApplication):
         from project.wsgi import application
 
         return application
+
+
+class _RedactingLogger(Logger):
+    """gunicorn's error log, with credentials in request lines and URIs redacted (as in
+    Scout's own log records)."""
+
+    def setup(self, cfg: Any) -> None:
+        from core.observability.logs import RedactFilter
+
+        super().setup(cfg)
+        self.error_log.addFilter(RedactFilter())
 
 
 M_ARENA_MAX = -8  # glibc's mallopt() parameter number
@@ -140,11 +152,11 @@ def serve() -> int:
             settings.DATA_DIR, settings.SCOUT_EMBEDDED_REDIS_SOCKET, settings.SCOUT_REDIS_FSYNC
         )
         try:
+            # Its own supervisor restarts it at once whenever it ends (project.embedded_redis).
             embedded.start()
         except EmbeddedRedisError as exc:
             print(f"scout: {exc}", file=sys.stderr)
             return 1
-        embedded.supervise()
     try:
         call_command("migrate", interactive=False, verbosity=0)
         call_command("scout_bootstrap")
@@ -171,6 +183,7 @@ def serve() -> int:
                 "control_socket_disable": True,
                 "accesslog": None,
                 "errorlog": "-",
+                "logger_class": _RedactingLogger,
                 "loglevel": "info",
                 "child_exit": _child_exit,
                 "post_worker_init": _post_worker_init,
