@@ -323,6 +323,7 @@ def test_credentials_in_a_query_string_or_header_are_never_logged(protected):
         "api key": f"ak{uuid.uuid4().hex}",
         "password": f"pw{uuid.uuid4().hex}",
         "bearer": f"br{uuid.uuid4().hex}",
+        "bad request line": f"rl{uuid.uuid4().hex}",
     }
     with httpx.stream(
         "GET",
@@ -337,6 +338,11 @@ def test_credentials_in_a_query_string_or_header_are_never_logged(protected):
             anonymous.get("/api/models", params={"x": "1", "api_key": secrets["api key"]})
             anonymous.get(f"/api/models?password={secrets['password']}&auth={token}")
             anonymous.get("/api/models", headers={"Authorization": f"Bearer {secrets['bearer']}"})
+            # A request line the web server itself refuses, and logs.
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                line = f"GET /api/mo\x00dels?token={secrets['bad request line']} HTTP/1.1\r\n"
+                sock.sendall(line.encode() + b"Host: x\r\n\r\n")
+                assert sock.recv(100).startswith(b"HTTP/1.1 400")
             anonymous.get("/api/models/?done=1")
         streamed = []
         for event in source:
@@ -348,6 +354,7 @@ def test_credentials_in_a_query_string_or_header_are_never_logged(protected):
     logged = "\n".join(streamed)
     assert "[REDACTED]" in logged
     printed = server.log_path.read_text()
+    assert "Invalid HTTP request line" in printed
     for value in [*secrets.values(), token]:
         assert value not in logged
         assert value not in printed
