@@ -73,6 +73,9 @@ class RedisHealth(serializers.Serializer):
     redis_used_memory_human = serializers.CharField(required=False)
     redis_round_trip_ms = serializers.FloatField(required=False)
     redis_uptime_seconds = serializers.IntegerField(required=False)
+    redis_cluster_masters = serializers.IntegerField(
+        required=False, help_text="On a Redis Cluster: how many masters serve its slots."
+    )
 
 
 class TestDefaults(serializers.Serializer):

@@ -12,11 +12,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 from django.conf import settings
-from redis import Redis
+from redis import Redis, RedisCluster
 from redis.backoff import NoBackoff
+from redis.exceptions import ClusterDownError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
@@ -133,22 +134,35 @@ def guarded(function: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def client_for(url: str) -> Redis:
+def client_for(url: str, **options: Any) -> Redis:
     """A client with short timeouts: a call waits at most SCOUT_REDIS_TIMEOUT_SECONDS for a
     Redis that does not answer, and a decision makes at most one such call (the breaker fails
-    the next ones at once)."""
+    the next ones at once).
+
+    With SCOUT_REDIS_CLUSTER, redis-py's cluster client, from any node the URL names: it finds
+    the others, sends each command to the master of its key's slot, and follows the cluster
+    when a replica takes over. It answers the commands Scout uses as a single Redis's client
+    does, and Scout's scripts and pipelines touch the keys of one slot each (a Test's keys
+    share a hash tag; system.config keeps the configuration version in every slot)."""
     timeout = settings.SCOUT_REDIS_TIMEOUT_SECONDS
-    return Redis.from_url(
-        url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        # One immediate retry reconnects a pooled connection that a Redis restart broke (the
-        # error is then a ConnectionError, at once). A timeout is not retried: a Redis that
-        # did not answer within the timeout would only make the caller wait once more. No
-        # health-check PING either: it costs a round trip before commands and on every new
-        # connection, and a broken connection shows itself at once anyway.
-        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-    )
+    # One immediate retry reconnects a pooled connection that a Redis restart broke (the error
+    # is then a ConnectionError, at once), or follows a cluster that moved a slot or lost a
+    # master. A timeout is not retried: a Redis that did not answer within the timeout would
+    # only make the caller wait once more. No health-check PING either: it costs a round trip
+    # before commands and on every new connection, and a broken connection shows itself at
+    # once anyway.
+    retried: tuple[type[Exception], ...] = (RedisConnectionError,)
+    if settings.SCOUT_REDIS_CLUSTER:
+        retried = (RedisConnectionError, ClusterDownError)
+    arguments: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 1, supported_errors=retried),
+        **options,
+    }
+    if settings.SCOUT_REDIS_CLUSTER:
+        return cast(Redis, RedisCluster.from_url(url, **arguments))
+    return Redis.from_url(url, **arguments)
 
 
 def connection() -> Redis:
@@ -204,14 +218,29 @@ def server_health() -> dict[str, object]:
     started = time.perf_counter()
     client.ping()
     round_trip = time.perf_counter() - started
-    info = client.info()
+    if not settings.SCOUT_REDIS_CLUSTER:
+        info = client.info()
+        return {
+            "redis_total_keys": int(client.dbsize()),
+            "redis_version": info.get("redis_version"),
+            "redis_used_memory_bytes": info.get("used_memory"),
+            "redis_used_memory_human": info.get("used_memory_human"),
+            "redis_round_trip_ms": round(round_trip * 1000, 3),
+            "redis_uptime_seconds": info.get("uptime_in_seconds"),
+        }
+    # A cluster: its masters' figures added up (keys, memory), the youngest master's uptime.
+    masters = cast(RedisCluster, client)
+    infos = list(masters.info(target_nodes=RedisCluster.PRIMARIES).values())
+    sizes = masters.dbsize(target_nodes=RedisCluster.PRIMARIES)
+    memory = sum(int(info.get("used_memory", 0)) for info in infos)
     return {
-        "redis_total_keys": int(client.dbsize()),
-        "redis_version": info.get("redis_version"),
-        "redis_used_memory_bytes": info.get("used_memory"),
-        "redis_used_memory_human": info.get("used_memory_human"),
+        "redis_total_keys": int(sum(sizes.values()) if isinstance(sizes, dict) else sizes),
+        "redis_version": infos[0].get("redis_version") if infos else None,
+        "redis_used_memory_bytes": memory,
+        "redis_used_memory_human": f"{memory / 1_048_576:.2f}M",
         "redis_round_trip_ms": round(round_trip * 1000, 3),
-        "redis_uptime_seconds": info.get("uptime_in_seconds"),
+        "redis_uptime_seconds": min((i.get("uptime_in_seconds", 0) for i in infos), default=0),
+        "redis_cluster_masters": len(infos),
     }
 
 

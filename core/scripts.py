@@ -11,6 +11,7 @@ script itself never names a key outside the slot of the keys it is given.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,12 @@ class ConfigMoved(Exception):
 
 @dataclass(frozen=True)
 class Guard:
-    """Run a script only if the version stored at `key` is no newer than `version`."""
+    """Run a script only if the published version is no newer than `version`.
 
-    key: str
+    `key_near(key)` names the key that holds the published version in the same Redis Cluster
+    slot as `key` (the script's first key): a script may touch keys of one slot only."""
+
+    key_near: Callable[[str], str]
     version: int
 
 
@@ -56,7 +60,7 @@ class LuaScript:
 
     def __call__(self, keys: list[str], args: list[Any], guard: Guard | None = None) -> list[Any]:
         if guard is not None:
-            keys = [guard.key, *keys]
+            keys = [guard.key_near(keys[0]), *keys]
             args = [guard.version, *args]
         client = redis_client.connection()
         guarded = guard is not None

@@ -78,8 +78,10 @@ def _post_worker_init(worker: Any) -> None:
     open log streams end at once on a graceful stop, so it never waits for a viewer."""
     from bandit import checkpoints
     from core.observability.stream import SHUTTING_DOWN
+    from system import config
 
     checkpoints.start_background()
+    config.prepare()
     previous = signal.getsignal(signal.SIGTERM)
 
     def stop(signum: int, frame: Any) -> None:

@@ -233,6 +233,10 @@ if SCOUT_EMBEDDED_REDIS and len(str(SCOUT_EMBEDDED_REDIS_SOCKET)) > 100:
 # can share one Redis server without touching each other's data.
 SCOUT_REDIS_KEY_PREFIX = env_str("SCOUT_REDIS_KEY_PREFIX", "scout")
 SCOUT_REDIS_TIMEOUT_SECONDS = env_float("SCOUT_REDIS_TIMEOUT_SECONDS", 1.0, minimum=0.01)
+# REDIS_URL names one node of a Redis (or Valkey) Cluster; Scout finds the others.
+SCOUT_REDIS_CLUSTER = env_bool("SCOUT_REDIS_CLUSTER", False)
+if SCOUT_REDIS_CLUSTER and SCOUT_EMBEDDED_REDIS:
+    raise ImproperlyConfigured("SCOUT_REDIS_CLUSTER needs REDIS_URL: a node of the cluster.")
 # The embedded Redis writes every change to its append-only file and syncs it to disk every
 # second ("everysec": a crash of the machine can lose up to a second) or at every write
 # ("always": nothing acknowledged is lost, at a cost in throughput).

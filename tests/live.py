@@ -268,6 +268,141 @@ class RedisProcess:
         return redis.Redis(port=self.port, socket_timeout=2)
 
 
+class RedisCluster:
+    """A Redis Cluster of the test's own on loopback: three masters and three replicas from
+    the system's `redis-server`, joined by `redis-cli --cluster create`."""
+
+    NODES = 6
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.ports = [self._node_port() for _ in range(self.NODES)]
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        self.url = f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    @staticmethod
+    def _node_port() -> int:
+        """A free port whose cluster bus port (10,000 higher) is free too."""
+        while True:
+            port = free_port()
+            if port > 55_535:
+                continue
+            with socket.socket() as bus:
+                try:
+                    bus.bind(("127.0.0.1", port + 10_000))
+                except OSError:
+                    continue
+            return port
+
+    @staticmethod
+    def available() -> str | None:
+        """Why a cluster cannot be started here, or None."""
+        for program in ("redis-server", "redis-cli"):
+            if shutil.which(program) is None:
+                return f"{program} is not installed (Debian: apt-get install redis-server)"
+        return None
+
+    def _start_node(self, port: int) -> None:
+        node_dir = self.directory / str(port)
+        node_dir.mkdir(parents=True, exist_ok=True)
+        self.processes[port] = subprocess.Popen(
+            [
+                "redis-server",
+                "--port", str(port),
+                "--bind", "127.0.0.1",
+                "--dir", str(node_dir),
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", "2000",
+                "--appendonly", "yes",
+                "--save", "",
+                "--daemonize", "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self._wait(lambda: redis.Redis(port=port, socket_timeout=1).ping())
+
+    def start(self) -> RedisCluster:
+        for port in self.ports:
+            self._start_node(port)
+        subprocess.run(
+            [
+                "redis-cli", "--cluster", "create",
+                *[f"127.0.0.1:{port}" for port in self.ports],
+                "--cluster-replicas", "1", "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )  # fmt: skip
+        self.wait_until_ok()
+        return self
+
+    def wait_until_ok(self, seconds: float = 30.0) -> None:
+        """Until every running node says the cluster is ok (all slots served)."""
+
+        def ok() -> bool:
+            for port, process in self.processes.items():
+                if process.poll() is None:
+                    info = redis.Redis(port=port, socket_timeout=1).cluster("info")
+                    if info.get("cluster_state") != "ok":
+                        return False
+            return True
+
+        self._wait(ok, seconds)
+
+    @staticmethod
+    def _wait(check, seconds: float = 15.0) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                if check():
+                    return
+            except redis.RedisError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("the test's Redis Cluster did not become ready")
+
+    def wait_for_failover(self, killed: int, seconds: float = 60.0) -> None:
+        """Until a replica has taken over every slot of the killed master `killed`."""
+
+        def taken_over() -> bool:
+            for port, process in self.processes.items():
+                if process.poll() is None:
+                    # CLUSTER SLOTS: [start, end, [master host, port, id], replicas...]
+                    slots = redis.Redis(port=port, socket_timeout=1).execute_command(
+                        "CLUSTER", "SLOTS"
+                    )
+                    masters = {int(entry[2][1]) for entry in slots}
+                    return killed not in masters and len(masters) == 3
+            return False
+
+        self._wait(taken_over, seconds)
+        self.wait_until_ok(seconds)
+
+    def client(self) -> redis.RedisCluster:
+        return redis.RedisCluster(host="127.0.0.1", port=self.ports[0], socket_timeout=2)
+
+    def master_of(self, key: str) -> int:
+        """The port of the master that serves `key`'s slot now."""
+        node = self.client().get_node_from_key(key)
+        return int(node.port)
+
+    def kill(self, port: int) -> None:
+        process = self.processes[port]
+        process.kill()
+        process.wait(10)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(20)
+
+
 class TcpProxy:
     """A TCP forwarder a test can cut, to make a server unreachable without stopping it."""
 

@@ -7,6 +7,7 @@ import json
 import uuid
 
 import pytest
+from redis.crc import key_slot
 
 from bandit.state import decisions, durable, keys, learned, lifecycle, reads, rewards
 from core.scripts import ConfigMoved, Guard
@@ -82,7 +83,7 @@ def test_a_stale_configuration_writes_nothing(in_process):
     test_id = new_test()
     published = config.current().version + 1
     config.publish_version(published)
-    stale = Guard(config.guard(config.known()).key, published - 1)
+    stale = Guard(config.guard(config.known()).key_near, published - 1)
     with pytest.raises(ConfigMoved) as moved:
         decide(test_id, "visit-1", guard=stale)
     assert moved.value.published == published
@@ -91,7 +92,7 @@ def test_a_stale_configuration_writes_nothing(in_process):
     assert reads.counters([test_id])[test_id].total_predictions == 0
     assert reads.counters([test_id])[test_id].total_updates == 0
     assert rewards.stored_decisions(test_id, ["visit-1"]) == [None]
-    current = Guard(stale.key, published)
+    current = Guard(stale.key_near, published)
     assert decide(test_id, "visit-1", guard=current).variant_id == 0
 
 
@@ -202,3 +203,16 @@ def test_trails_keep_one_bucket_per_variant_and_time(in_process):
     assert rewarded[0].reward_sums == {0: 1.0}
     assert lifecycle.delete_test(test_id) >= 6  # meta, stats, learn, vocab, fa, contexts...
     assert reads.trails(test_id, window_seconds=3600, granularity_seconds=60) == ([], [])
+
+
+def test_on_a_cluster_the_version_is_kept_in_the_slot_of_each_key(in_process, settings):
+    """A script may touch keys of one slot only, so on a Redis Cluster each hot-path script
+    checks the copy of the version kept in its own slot, and publishing writes every copy."""
+    settings.SCOUT_REDIS_CLUSTER = True
+    for name in (keys.meta(str(uuid.uuid4())), keys.stats(str(uuid.uuid4())), "a", "b{x}c"):
+        near = config.version_key_near(name)
+        assert key_slot(near.encode()) == key_slot(name.encode())
+    tags = {config.version_key_near(f"k{i}") for i in range(2000)}
+    assert len(tags) > 1000  # one copy per slot, not one key for all
+    settings.SCOUT_REDIS_CLUSTER = False
+    assert config.version_key_near("a") == config.version_key_near("b")
