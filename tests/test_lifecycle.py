@@ -156,8 +156,6 @@ BAD_CREATES = [
     ({"name": "t", "variants": {"a": "x", "1": "y"}}, "non-negative integer"),
     ({"name": "t", "variants": {"-1": "x", "1": "y"}}, "non-negative integer"),
     ({"name": "t", "variants": {"1.5": "x", "1": "y"}}, "non-negative integer"),
-    ({"name": "t", "variants": {"0": "same", "1": "same"}}, "unique"),
-    ({"name": "t", "variants": {"0": 7, "1": "7"}}, "unique"),
     ({"name": "t", "variants": {"0": "a", "1": ["b"]}}, "string or an integer"),
     ({"name": "t", "variants": {"0": "a", "1": "b"}, "sampling": "greedy"}, "sampling"),
     ({"name": "t", "variants": {"0": "a", "1": "b"}, "sampling": 1}, "sampling"),
@@ -173,6 +171,14 @@ def test_bad_create_bodies_are_refused_and_create_nothing(api, body, mentions):
     before = len(api.get("/api/models").json())
     detail = _error(api.post("/api/create_model", json=body), 400)
     assert mentions in detail
+    assert len(api.get("/api/models").json()) == before
+
+
+@pytest.mark.parametrize("variants", [{"0": "same", "1": "same"}, {"0": 7, "1": "7"}])
+def test_two_variants_with_one_label_are_a_conflict_and_create_nothing(api, variants):
+    before = len(api.get("/api/models").json())
+    detail = _error(api.post("/api/create_model", json={"name": "t", "variants": variants}), 409)
+    assert "unique" in detail
     assert len(api.get("/api/models").json()) == before
 
 
