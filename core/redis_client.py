@@ -17,7 +17,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 from django.conf import settings
 from redis import Redis, RedisCluster
 from redis.backoff import NoBackoff
-from redis.exceptions import ClusterDownError
+from redis.exceptions import ClusterDownError, RedisClusterException, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
@@ -48,6 +48,11 @@ _breaker = threading.Lock()
 # that does not answer once in all, however late the thread runs again.
 SAME_REQUEST_SECONDS = 0.5
 _thread = threading.local()
+
+
+# What a Redis Cluster answers while part of it is out of service (a master died and no replica
+# took over yet, slots being moved): for Scout, Redis is unavailable, as when it is down.
+CLUSTER_UNAVAILABLE = (ClusterDownError, TryAgainError, RedisClusterException)
 
 
 class RedisUnavailable(RedisConnectionError):
@@ -123,6 +128,9 @@ def guarded(function: Callable[P, R]) -> Callable[P, R]:
         except (RedisConnectionError, RedisTimeoutError) as exc:
             _failed(exc, probe, started)
             raise
+        except CLUSTER_UNAVAILABLE as exc:  # a slot without a master, a cluster out of reach
+            _failed(exc, probe, started)
+            raise RedisConnectionError(f"Redis Cluster: {exc}") from exc
         except Exception:
             # Redis answered: with an error of the call's own, or a reply the call refuses
             # (a script that found the configuration moved or the Test missing).
@@ -161,8 +169,30 @@ def client_for(url: str, **options: Any) -> Redis:
         **options,
     }
     if settings.SCOUT_REDIS_CLUSTER:
-        return cast(Redis, RedisCluster.from_url(url, **arguments))
+        try:  # the cluster client asks a node for the slots' map at once
+            return cast(Redis, RedisCluster.from_url(url, **arguments))
+        except RedisClusterException as exc:
+            raise RedisConnectionError(f"Redis Cluster at {url}: {exc}") from exc
     return Redis.from_url(url, **arguments)
+
+
+def dedicated_to(key_name: str, **options: Any) -> Redis:
+    """A client of its own (a pool the hot path does not use) for commands on `key_name`:
+    on a Redis Cluster, a plain client of the master that serves the key's slot now, so that
+    closing it closes its one connection."""
+    if not settings.SCOUT_REDIS_CLUSTER:
+        return client_for(current_url(), **options)
+    try:
+        node = cast(RedisCluster, connection()).get_node_from_key(key_name)
+    except CLUSTER_UNAVAILABLE as exc:
+        raise RedisConnectionError(f"Redis Cluster: {exc}") from exc
+    timeout = settings.SCOUT_REDIS_TIMEOUT_SECONDS
+    arguments: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        **options,
+    }
+    return Redis(host=node.host, port=node.port, **arguments)
 
 
 def connection() -> Redis:
@@ -209,11 +239,21 @@ def probe(url: str) -> None:
 @measured
 def ping() -> None:
     """Raise unless Redis answers (readiness)."""
-    connection().ping()
+    try:
+        connection().ping()
+    except CLUSTER_UNAVAILABLE as exc:
+        raise RedisConnectionError(f"Redis Cluster: {exc}") from exc
 
 
 def server_health() -> dict[str, object]:
     """Facts about the Redis in use, for operators; raises RedisError when it is down."""
+    try:
+        return _server_health()
+    except CLUSTER_UNAVAILABLE as exc:
+        raise RedisConnectionError(f"Redis Cluster: {exc}") from exc
+
+
+def _server_health() -> dict[str, object]:
     client = connection()
     started = time.perf_counter()
     client.ping()

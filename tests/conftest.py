@@ -15,7 +15,7 @@ import httpx
 import pytest
 import redis
 
-from tests.live import ADMIN, Backends, ScoutServer
+from tests.live import ADMIN, Backends, ScoutServer, redis_at
 
 
 @pytest.fixture(scope="session")
@@ -123,7 +123,7 @@ def process_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         embedded.start()
         url = f"unix://{directory / 'redis.sock'}"
     yield url, prefix
-    client = redis.Redis.from_url(url)
+    client = redis_at(url)
     for key in client.scan_iter(match=f"{prefix}*", count=1000):
         client.unlink(key)
     client.close()
@@ -144,7 +144,7 @@ def in_process(settings: Any, process_redis: tuple[str, str], db: None) -> Itera
     settings.SCOUT_REDIS_KEY_PREFIX = f"{prefix}-{uuid.uuid4().hex[:8]}"
     redis_client.use_redis(url)
     config.reset()
-    client = redis.Redis.from_url(url, decode_responses=True)
+    client = redis_at(url, decode_responses=True)
     yield client
     client.close()
     config.reset()

@@ -26,6 +26,15 @@ import httpx
 import redis
 
 SCOUT = str(Path(sys.executable).with_name("scout"))
+# A whole run of the suite on a Redis Cluster: REDIS_URL names one of its nodes.
+ON_CLUSTER = os.environ.get("SCOUT_REDIS_CLUSTER", "").strip().lower() == "true"
+
+
+def redis_at(url: str, cluster: bool = ON_CLUSTER, **options: object) -> redis.Redis:
+    """A client of the Redis at `url`: of the whole cluster when the suite runs on one."""
+    if cluster:
+        return redis.RedisCluster.from_url(url, **options)  # type: ignore[return-value]
+    return redis.Redis.from_url(url, **options)
 
 
 class _Admin:
@@ -58,12 +67,19 @@ class Backends:
         self.data_dir = Path(tempfile.mkdtemp(prefix="scout-test-"))
         self.database_url = os.environ.get("DATABASE_URL", "").strip() or None
         self.redis_url = os.environ.get("REDIS_URL", "").strip() or None
+        # The suite's cluster, only while the tests use REDIS_URL's (a test may swap in a single
+        # Redis of its own, RedisProcess).
+        self._cluster_url = self.redis_url if ON_CLUSTER else None
         self.prefix = f"scout-test-{uuid.uuid4().hex[:12]}"
         self.extra_prefixes: list[str] = []
         self.database_name: str | None = None
         if self.database_url:
             self.database_name = f"scout_test_{uuid.uuid4().hex[:12]}"
             self._admin_sql(f'CREATE DATABASE "{self.database_name}"')
+
+    @property
+    def cluster(self) -> bool:
+        return self.redis_url is not None and self.redis_url == self._cluster_url
 
     @property
     def embedded(self) -> bool:
@@ -87,16 +103,18 @@ class Backends:
             env["DATABASE_URL"] = urlunparse(parts._replace(path=f"/{self.database_name}"))
         if self.redis_url:
             env["REDIS_URL"] = self.redis_url
+            if self.cluster:
+                env["SCOUT_REDIS_CLUSTER"] = "true"
         return env
 
     def redis(self, data_dir: Path | None = None) -> redis.Redis:
         if self.redis_url:
-            return redis.Redis.from_url(self.redis_url)
+            return redis_at(self.redis_url, cluster=self.cluster)
         return redis.Redis(unix_socket_path=str((data_dir or self.data_dir) / "redis.sock"))
 
     def cleanup(self) -> None:
         if self.redis_url:
-            client = redis.Redis.from_url(self.redis_url)
+            client = redis_at(self.redis_url, cluster=self.cluster)
             for prefix in [self.prefix, *self.extra_prefixes]:
                 keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
                 for start in range(0, len(keys), 500):
@@ -130,6 +148,7 @@ class ScoutServer:
         )
         self.process: subprocess.Popen[str] | None = None
         self.log_path = self.data_dir / f"server-{self.port}.log"
+        self._cluster_chosen = "SCOUT_REDIS_CLUSTER" in (extra_env or {})
 
     @classmethod
     def dedicated(
@@ -154,6 +173,9 @@ class ScoutServer:
     def start_when(self, ready, timeout: float = 60.0) -> ScoutServer:
         """Start, and wait until `ready(client)` holds (the server answers as expected)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.env.get("REDIS_URL") != self.backends._cluster_url and not self._cluster_chosen:
+            # A server on a single Redis of the test's own, while the suite runs on a cluster.
+            self.env.pop("SCOUT_REDIS_CLUSTER", None)
         log = self.log_path.open("a")
         self.process = subprocess.Popen(
             [SCOUT, "serve"], env=self.env, stdout=log, stderr=subprocess.STDOUT, text=True
@@ -276,7 +298,12 @@ class RedisCluster:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.ports = [self._node_port() for _ in range(self.NODES)]
+        self.ports: list[int] = []
+        while len(self.ports) < self.NODES:
+            port = self._node_port()
+            taken = {p for chosen in self.ports for p in (chosen, chosen + 10_000)}
+            if not {port, port + 10_000} & taken:
+                self.ports.append(port)
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
         self.url = f"redis://127.0.0.1:{self.ports[0]}/0"
 
@@ -324,8 +351,17 @@ class RedisCluster:
         self._wait(lambda: redis.Redis(port=port, socket_timeout=1).ping())
 
     def start(self) -> RedisCluster:
-        for port in self.ports:
-            self._start_node(port)
+        for index, port in enumerate(list(self.ports)):
+            for _ in range(3):  # another process may take a port between its choice and now
+                try:
+                    self._start_node(port)
+                    break
+                except RuntimeError:
+                    self.processes.pop(port).kill()
+                    port = self.ports[index] = self._node_port()
+            else:
+                raise RuntimeError("the test's Redis Cluster nodes did not start")
+        self.url = f"redis://127.0.0.1:{self.ports[0]}/0"
         subprocess.run(
             [
                 "redis-cli", "--cluster", "create",
@@ -474,3 +510,17 @@ class TcpProxy:
                 except OSError:
                     pass
             self._connections.clear()
+
+
+def _cluster_for_a_run(directory: str) -> None:
+    """`python -m tests.live cluster DIR`: start a cluster for a whole run of the suite (CI's
+    third pass), print its URL, and leave it running; `kill $(cat DIR/pids)` stops it."""
+    started = RedisCluster(Path(directory)).start()
+    (Path(directory) / "pids").write_text(
+        " ".join(str(process.pid) for process in started.processes.values())
+    )
+    print(started.url)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["cluster"]:
+    _cluster_for_a_run(sys.argv[2])

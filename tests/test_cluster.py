@@ -214,3 +214,26 @@ def test_a_master_killed_under_load(scout, cluster):
     unsure = sum(1 for _, kind, status, _ in flow.statuses if kind == "reward" and status == 503)
     assert len(flow.acknowledged) - just_before <= counted <= len(flow.acknowledged) + unsure
     assert len(flow.acknowledged) > 50
+
+
+def test_a_cluster_out_of_reach_answers_503_not_500(backends, tmp_path):
+    nowhere = f"redis://127.0.0.1:{RedisCluster._node_port()}/0"
+    server = ScoutServer(
+        backends,
+        workers=1,
+        data_dir=tmp_path,
+        extra_env={"REDIS_URL": nowhere, "SCOUT_REDIS_CLUSTER": "true"},
+    )
+    server.start(wait_for="/healthz")
+    try:
+        ready = httpx.get(f"{server.url}/readyz", timeout=10)
+        assert ready.status_code == 503 and "redis" in ready.json()["reasons"]
+        created = httpx.post(
+            f"{server.url}/api/create_model",
+            json={"name": "x", "variants": {"0": "a", "1": "b"}},
+            timeout=10,
+        )
+        assert created.status_code == 503, created.text
+        assert "Redis" in created.json()["detail"]
+    finally:
+        server.stop()

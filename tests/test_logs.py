@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+import redis
 
 from tests.live import Backends, ScoutServer
 
@@ -221,7 +222,12 @@ def open_streams(server: ScoutServer) -> float:
 
 
 def stream_connections(backends: Backends, server: ScoutServer) -> int:
-    clients = backends.redis(server.data_dir).client_list()
+    client = backends.redis(server.data_dir)
+    if isinstance(client, redis.RedisCluster):  # connections to every node of the cluster
+        nodes = client.get_nodes()
+        clients = [c for node in nodes for c in node.redis_connection.client_list()]
+    else:
+        clients = client.client_list()
     return sum(1 for client in clients if client["name"] == f"{backends.prefix}:log-stream")
 
 

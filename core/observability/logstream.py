@@ -12,7 +12,7 @@ from typing import cast
 from django.conf import settings
 from redis import Redis
 
-from core.redis_client import client_for, connection, current_url, key, measured
+from core.redis_client import connection, dedicated_to, key, measured
 
 
 def _logs() -> str:
@@ -57,8 +57,8 @@ def log_reader(block_seconds: float) -> Redis:
     (or starve) the pool the hot path uses, and its read timeout must outlast the block.
     """
     timeout = settings.SCOUT_REDIS_TIMEOUT_SECONDS
-    return client_for(
-        current_url(),
+    return dedicated_to(
+        _logs(),
         socket_timeout=block_seconds + timeout,
         client_name=f"{settings.SCOUT_REDIS_KEY_PREFIX}:log-stream",
     )
