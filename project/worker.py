@@ -38,6 +38,8 @@ MAX_HEAD_BYTES = 65536
 HEAD_END = b"\r\n\r\n"
 _LENGTH = re.compile(rb"(?im)^content-length[ \t]*:[ \t]*([0-9]+)[ \t]*\r?$")
 _ENCODING = re.compile(rb"(?im)^transfer-encoding[ \t]*:(.*)$")
+_EXPECT_CONTINUE = re.compile(rb"(?im)^expect[ \t]*:[ \t]*100-continue[ \t]*\r\n")
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 TIMED_OUT = json.dumps({"detail": "The request body did not arrive in time."}).encode()
 
 
@@ -49,6 +51,7 @@ class _Arriving:
     idle_deadline: float
     data: bytearray = field(default_factory=bytearray)
     deadline: float | None = None  # set by the request's first byte
+    continued: bool = False  # whether its `Expect: 100-continue` was answered
 
 
 def request_is_whole(data: bytes | bytearray, body_limit: int) -> bool:
@@ -136,6 +139,26 @@ class ScoutThreadWorker(ThreadWorker):
             arriving.data += received
         if arriving.data and request_is_whole(arriving.data, settings.SCOUT_MAX_BODY_BYTES):
             self._hand_over(arriving)
+        elif not arriving.continued:
+            self._answer_expect_continue(arriving)
+
+    def _answer_expect_continue(self, arriving: _Arriving) -> None:
+        """A client that sent `Expect: 100-continue` waits for a 100 before it sends its body
+        (curl for a second, others longer): answer it here, where the body is awaited, and drop
+        the expectation so that gunicorn does not answer it a second time."""
+        head_end = arriving.data.find(HEAD_END)
+        if head_end < 0:
+            return
+        arriving.continued = True
+        head = bytes(arriving.data[: head_end + 2])
+        if not head.split(b"\r\n", 1)[0].endswith(b"HTTP/1.1"):
+            return  # HTTP/1.0 ignores the expectation (RFC 9110, 10.1.1)
+        without = _EXPECT_CONTINUE.sub(b"", head)
+        if without == head:
+            return
+        arriving.data[: head_end + 2] = without
+        with contextlib.suppress(OSError):
+            arriving.conn.sock.send(CONTINUE)
 
     def _hand_over(self, arriving: _Arriving) -> None:
         conn = self._forget(arriving)

@@ -142,6 +142,27 @@ def test_a_chunked_body_over_the_limit_gets_413(api):
     assert len(api.get("/api/models").json()) == before
 
 
+def test_a_client_that_expects_100_continue_gets_it_before_sending_its_body(server):
+    """Clients that send `Expect: 100-continue` wait for the 100 before their body: the worker,
+    which waits for the whole request, must answer it, once."""
+    body = f'{{"name": "expecting", "variants": {VARIANTS}}}'.encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /api/create_model HTTP/1.1\r\nHost: localhost\r\n"
+            b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+        )
+        assert sock.recv(4096) == b"HTTP/1.1 100 Continue\r\n\r\n"  # before any body
+        sock.sendall(body)
+        answer = b""
+        while b"cb_model_id" not in answer:
+            chunk = sock.recv(4096)
+            assert chunk, answer
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert b"100 Continue" not in answer
+
+
 # --- 5: the API docs under protection ---------------------------------------------------------
 
 
