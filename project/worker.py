@@ -44,6 +44,14 @@ TIMED_OUT = json.dumps({"detail": "The request body did not arrive in time."}).e
 
 
 @dataclass
+class Progress:
+    """How far a request's bytes were found whole, so that each read looks at new bytes only
+    (a chunked body of many tiny chunks would otherwise be parsed again on every read)."""
+
+    chunk_at: int = 0  # where the first chunk not yet seen whole starts (0: not known yet)
+
+
+@dataclass
 class _Arriving:
     """A connection whose next request is being read by the event loop."""
 
@@ -52,12 +60,16 @@ class _Arriving:
     data: bytearray = field(default_factory=bytearray)
     deadline: float | None = None  # set by the request's first byte
     continued: bool = False  # whether its `Expect: 100-continue` was answered
+    progress: Progress = field(default_factory=Progress)
 
 
-def request_is_whole(data: bytes | bytearray, body_limit: int) -> bool:
+def request_is_whole(
+    data: bytes | bytearray, body_limit: int, progress: Progress | None = None
+) -> bool:
     """Whether `data` holds a whole HTTP/1.x request, or as much of one as a thread should read
     before answering (a header block too long, a body over `body_limit`, or bytes gunicorn's
-    parser will refuse: it answers those at once)."""
+    parser will refuse: it answers those at once). `progress` carries what earlier calls on
+    the same, growing, `data` found."""
     head_end = data.find(HEAD_END)
     if head_end < 0:
         return len(data) > MAX_HEAD_BYTES
@@ -65,7 +77,7 @@ def request_is_whole(data: bytes | bytearray, body_limit: int) -> bool:
     body_start = head_end + len(HEAD_END)
     encoding = _ENCODING.search(head)
     if encoding is not None and b"chunked" in encoding.group(1).lower():
-        return _chunked_body_is_whole(data, body_start, body_limit)
+        return _chunked_body_is_whole(data, body_start, body_limit, progress or Progress())
     length = _LENGTH.search(head)
     if length is None:
         return True
@@ -73,9 +85,12 @@ def request_is_whole(data: bytes | bytearray, body_limit: int) -> bool:
     return declared > body_limit or len(data) - body_start >= declared
 
 
-def _chunked_body_is_whole(data: bytes | bytearray, start: int, body_limit: int) -> bool:
-    position = start
+def _chunked_body_is_whole(
+    data: bytes | bytearray, start: int, body_limit: int, progress: Progress
+) -> bool:
+    position = max(start, progress.chunk_at)
     while True:
+        progress.chunk_at = position
         if position - start > body_limit + READ_SIZE:
             return True  # over the limit: the application reads just past it and answers 413
         line_end = data.find(b"\r\n", position)
@@ -90,6 +105,8 @@ def _chunked_body_is_whole(data: bytes | bytearray, start: int, body_limit: int)
             trailers = line_end + 2
             return data[trailers : trailers + 2] == b"\r\n" or data.find(HEAD_END, line_end) >= 0
         position = line_end + 2 + size + 2
+        if position - start > body_limit + READ_SIZE:
+            return True  # a chunk that takes the body past the limit: no need to wait for it
         if position > len(data):
             return False
 
@@ -137,7 +154,8 @@ class ScoutThreadWorker(ThreadWorker):
             if arriving.deadline is None:
                 arriving.deadline = time.monotonic() + settings.SCOUT_CLIENT_TIMEOUT_SECONDS
             arriving.data += received
-        if arriving.data and request_is_whole(arriving.data, settings.SCOUT_MAX_BODY_BYTES):
+        limit = settings.SCOUT_MAX_BODY_BYTES
+        if arriving.data and request_is_whole(arriving.data, limit, arriving.progress):
             self._hand_over(arriving)
         elif not arriving.continued:
             self._answer_expect_continue(arriving)
@@ -157,6 +175,7 @@ class ScoutThreadWorker(ThreadWorker):
         if without == head:
             return
         arriving.data[: head_end + 2] = without
+        arriving.progress = Progress()  # the body moved: find its chunks afresh
         with contextlib.suppress(OSError):
             arriving.conn.sock.send(CONTINUE)
 
