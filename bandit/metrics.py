@@ -5,8 +5,9 @@ names, which are part of what operators scrape."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
+from django.conf import settings
 from django.db import DatabaseError
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -16,6 +17,20 @@ from bandit.models import Test
 logger = logging.getLogger(__name__)
 
 # --- Tests (the contract calls them models) ------------------------------------------------
+# The `variant` label of the variants past a Test's first SCOUT_METRICS_MAX_VARIANTS (by id).
+OTHER_VARIANTS = "other"
+
+
+def variant_labels(variant_ids: Sequence[int]) -> dict[int, str]:
+    """The `variant` label of each of a Test's variants: its id for the first
+    SCOUT_METRICS_MAX_VARIANTS variants (by id), `other` for the rest. Each series costs every
+    worker memory and every scrape time, so a Test of 1,000 variants adds at most that many
+    series (plus one) per metric rather than a thousand."""
+    limit = settings.SCOUT_METRICS_MAX_VARIANTS
+    ordered = sorted(variant_ids)
+    return {vid: (str(vid) if rank < limit else OTHER_VARIANTS) for rank, vid in enumerate(ordered)}
+
+
 MODEL_PREDICTIONS = Counter(
     "model_predictions",
     "Decisions served (idempotent replays of a stored decision are not counted again).",

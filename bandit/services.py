@@ -201,7 +201,8 @@ def recommend(
         return _degraded(snapshot, arguments["variant_id"], clean_request_id)
     snapshots.note(definition.id, decision.learned_version)
     if not decision.replayed:  # a replay answers a decision already counted
-        metrics.MODEL_PREDICTIONS.labels(definition.id, str(decision.variant_id)).inc()
+        variant = definition.metric_labels.get(decision.variant_id, metrics.OTHER_VARIANTS)
+        metrics.MODEL_PREDICTIONS.labels(definition.id, variant).inc()
         metrics.CONTEXTS_STORED.inc()
     logger.debug(
         "Decision",
@@ -341,7 +342,8 @@ def record_rewards(
         for (index, reward), status in zip(resolved, statuses, strict=True):
             if status == rewards.APPLIED:
                 report.processed += 1
-                metrics.MODEL_UPDATES.labels(definition.id, str(reward.variant_id)).inc()
+                variant = definition.metric_labels.get(reward.variant_id, metrics.OTHER_VARIANTS)
+                metrics.MODEL_UPDATES.labels(definition.id, variant).inc()
                 reward_values.observe(reward.reward)
             else:
                 report.duplicates.append({"index": index, "request_id": reward.request_id})

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from bandit import policy
+from bandit import metrics, policy
 from bandit.models import Test
 from bandit.state import learned
 
@@ -38,12 +38,15 @@ class Definition:
     sampling: str
     trail_window_seconds: int
     trail_granularity_seconds: int
+    metric_labels: dict[int, str]  # each variant's `variant` label in the metrics
 
     @classmethod
     def of(cls, test: Test) -> Definition:
+        variant_ids = test.variant_ids()
         return cls(
             id=str(test.id),
-            variant_ids=test.variant_ids(),
+            variant_ids=variant_ids,
+            metric_labels=metrics.variant_labels(variant_ids),
             labels={int(key): label for key, label in test.variants.items()},
             minimum_update_requests=test.minimum_update_requests,
             sampling=test.sampling,

@@ -95,6 +95,7 @@ def main() -> None:
         )
         memory_result = footprint.worker_memory(tests=1000, variants=10, log=print)
         results["history"], results["worker_memory"] = history_result, memory_result
+        results["variant_cardinality"] = footprint.variant_cardinality(log=print)
     if serving_result and history_result and memory_result:
         targets = footprint.targets(history_result, memory_result, serving_result)
         results["targets"] = targets

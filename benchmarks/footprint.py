@@ -6,6 +6,7 @@ import json
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -117,9 +118,37 @@ def worker_memory(*, tests: int, variants: int, log: Callable[[str], None]) -> d
                 body = {"cb_model_id": test_id, "context": {"device": "mobile", "plan": "a"}}
                 response = client.post("/api/fetch_recommended_variant", json=body)
                 response.raise_for_status()
-        loaded = _rss_mb(worker)
+            loaded = _rss_mb(worker)
+            scrape = _scrape(client)
         log(f"  worker RSS {idle:.0f} MB idle, {loaded:.0f} MB with {tests} Tests loaded")
-        return {"tests": tests, "variants": variants, "idle_mb": idle, "loaded_mb": loaded}
+        log(
+            f"  /metrics with {tests} Tests: {scrape['series']:,} series, "
+            f"{scrape['bytes'] / 1e6:.1f} MB, {scrape['seconds_median']:.2f} s (median of 3)"
+        )
+        return {
+            "tests": tests,
+            "variants": variants,
+            "idle_mb": idle,
+            "loaded_mb": loaded,
+            "scrape": scrape,
+        }
+
+
+def _scrape(client: httpx.Client, rounds: int = 3) -> dict[str, Any]:
+    """What one scrape of /metrics costs: its series, its size and how long it takes."""
+    seconds, body = [], ""
+    for _ in range(rounds):
+        started = time.perf_counter()
+        response = client.get("/metrics")
+        seconds.append(time.perf_counter() - started)
+        response.raise_for_status()
+        body = response.text
+    series = sum(1 for line in body.splitlines() if line and not line.startswith("#"))
+    return {
+        "series": series,
+        "bytes": len(body.encode()),
+        "seconds_median": round(statistics.median(seconds), 3),
+    }
 
 
 def targets(history_result: dict[str, Any], memory: dict[str, Any], serving_result: dict) -> list:
@@ -173,3 +202,28 @@ def targets(history_result: dict[str, Any], memory: dict[str, Any], serving_resu
         {"figure": figure, "measured": measured, "target": target, "met": "yes" if ok else "no"}
         for figure, measured, target, ok in items
     ]
+
+
+def variant_cardinality(
+    *, tests: int = 20, variants: int = 1000, decisions: int = 500, log: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """The series and cost of a scrape with Tests of many variants, decided uniformly (so that
+    their decisions reach hundreds of variants), with the default bound on per-variant series
+    and with the bound lifted (SCOUT_METRICS_MAX_VARIANTS=1000)."""
+    results = []
+    for bound in ("20", "1000"):
+        scout = Scout(extra_env={"SCOUT_WORKERS": "1", "SCOUT_METRICS_MAX_VARIANTS": bound})
+        with scout, httpx.Client(base_url=scout.url, timeout=30) as client:
+            for _ in range(tests):
+                test_id = scout.create_test(variants)
+                for _ in range(decisions):
+                    body = {"cb_model_id": test_id}
+                    client.post("/api/fetch_recommended_variant", json=body).raise_for_status()
+            scrape = _scrape(client)
+        results.append({"max_variants": int(bound), "tests": tests, "variants": variants, **scrape})
+        log(
+            f"  {tests} Tests of {variants} variants, SCOUT_METRICS_MAX_VARIANTS={bound}: "
+            f"{scrape['series']:,} series, {scrape['bytes'] / 1e6:.2f} MB, "
+            f"{scrape['seconds_median']:.3f} s"
+        )
+    return results

@@ -233,6 +233,8 @@ if SCOUT_EMBEDDED_REDIS and len(str(SCOUT_EMBEDDED_REDIS_SOCKET)) > 100:
 # can share one Redis server without touching each other's data.
 SCOUT_REDIS_KEY_PREFIX = env_str("SCOUT_REDIS_KEY_PREFIX", "scout")
 SCOUT_REDIS_TIMEOUT_SECONDS = env_float("SCOUT_REDIS_TIMEOUT_SECONDS", 1.0, minimum=0.01)
+# Per-variant metric series per Test; the other variants share the label "other".
+SCOUT_METRICS_MAX_VARIANTS = env_int("SCOUT_METRICS_MAX_VARIANTS", 20, minimum=1, maximum=1000)
 # REDIS_URL names one node of a Redis (or Valkey) Cluster; Scout finds the others.
 SCOUT_REDIS_CLUSTER = env_bool("SCOUT_REDIS_CLUSTER", False)
 if SCOUT_REDIS_CLUSTER and SCOUT_EMBEDDED_REDIS:

@@ -47,7 +47,7 @@ def _version_key() -> str:
 @functools.cache
 def _slot_tags() -> tuple[str, ...]:
     """A short hash tag for each of Redis Cluster's 16,384 slots: the version is kept once per
-    slot, so that a script finds it beside the keys it writes (about 170,000 CRC16s, once)."""
+    slot, so that a script finds it beside the keys it writes (about 300,000 CRC16s, once)."""
     tags: list[str | None] = [None] * REDIS_CLUSTER_SLOTS
     missing, number = REDIS_CLUSTER_SLOTS, 0
     while missing:

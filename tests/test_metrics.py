@@ -29,7 +29,11 @@ def busy(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         backends,
         workers=3,
         data_dir=tmp_path_factory.mktemp("metrics"),
-        extra_env={"SCOUT_DEBUG": "true", "SCOUT_MAX_FEATURES": "4"},
+        extra_env={
+            "SCOUT_DEBUG": "true",
+            "SCOUT_MAX_FEATURES": "4",
+            "SCOUT_METRICS_MAX_VARIANTS": "5",
+        },
     ).start()
     yield scout
     scout.stop()
@@ -145,6 +149,32 @@ def test_one_scrape_counts_every_workers_requests_exactly(busy):
         else:
             pytest.fail("gunicorn did not replace the killed worker")
         after = scrape(busy)
+
+
+def test_a_test_with_many_variants_adds_a_bounded_number_of_series(busy):
+    """Per-variant series stop at SCOUT_METRICS_MAX_VARIANTS (5 here) per Test; the other
+    variants share `variant="other"`, and every decision and reward is still counted."""
+    with busy.client() as api:
+        test_id = api.post(
+            "/api/create_model",
+            json={"name": "Wide", "variants": {str(i * 3): f"v{i}" for i in range(40)}},
+        ).json()["cb_model_id"]
+        request_ids = [f"wide-{i}" for i in range(200)]
+        for request_id in request_ids:
+            body = {"cb_model_id": test_id, "request_id": request_id}
+            assert api.post("/api/fetch_recommended_variant", json=body).status_code == 200
+        rewards = {"updates": [{"request_id": rid, "reward": 1} for rid in request_ids]}
+        assert api.post(f"/api/update_model/{test_id}", json=rewards).status_code == 200
+    samples = scrape(busy)
+    for name in ("model_predictions_total", "model_updates_total"):
+        series = {
+            dict(labels)["variant"]: count
+            for (sample, labels), count in samples.items()
+            if sample == name and dict(labels).get("model_id") == test_id
+        }
+        assert set(series) <= {"0", "3", "6", "9", "12", "other"}, series
+        assert "other" in series  # 200 uniform decisions over 40 variants reach the others
+        assert sum(series.values()) == 200
 
 
 def test_feature_vocabulary_overflow_is_counted(busy):
