@@ -166,13 +166,16 @@ def test_a_client_that_expects_100_continue_gets_it_before_sending_its_body(serv
 # --- 5: the API docs under protection ---------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # each test's own: protection must be off again before other servers start
 def protected(backends: Backends) -> Iterator[tuple[ScoutServer, str]]:
     server = ScoutServer.dedicated(backends, "hardening-protected").start()
     with server.client(auth=ADMIN.credentials) as staff:
         token = staff.post("/admin/generate_token").json()["auth_token"]
         assert staff.post("/admin/set_protection", json={"protected_api": True}).status_code == 200
     yield server, token
+    # On PostgreSQL the test servers share one database: leave protection as it was found.
+    with server.client(auth=ADMIN.credentials) as staff:
+        assert staff.post("/admin/set_protection", json={"protected_api": False}).status_code == 200
     server.stop()
 
 

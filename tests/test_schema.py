@@ -71,7 +71,17 @@ def fuzzed_server(backends: Backends) -> Iterator[ScoutServer]:
     server = ScoutServer.dedicated(backends, "fuzz").start()
     with server.client() as api:  # a Test for the fuzzer to find among the random ids
         api.post("/api/create_model", json={"name": "Fuzzed", "variants": {"0": "a", "1": "b"}})
+    with server.client(auth=ADMIN.credentials) as staff:
+        system = staff.get("/admin/system_config").json()
+        defaults = staff.get("/admin/model_config").json()
     yield server
+    # The fuzzer changed the stored listening address and the Test defaults; on PostgreSQL the
+    # test servers share one database, so put them back as they were found.
+    with server.client(auth=ADMIN.credentials) as staff:
+        restored = {key: system[key] for key in ("host", "port", "debug")}
+        assert staff.post("/admin/system_config", json=restored).status_code == 200
+        back = staff.post("/admin/model_config", json=defaults)
+        assert back.status_code == 200, back.text
     server.stop()
 
 
