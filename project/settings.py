@@ -108,7 +108,7 @@ SCOUT_WORKERS = env_int("SCOUT_WORKERS", max(2, 2 * (os.cpu_count() or 1)), mini
 # Each open /logs/stream holds one thread for as long as it is open, so a worker has more
 # threads than it lets streams take (see SCOUT_LOG_STREAMS_PER_WORKER).
 SCOUT_THREADS = env_int("SCOUT_THREADS", 8, minimum=2, maximum=64)
-# A client must keep sending its request at least this often (408 or closed otherwise).
+# The longest a client may take to send a whole request, from its first byte (project.worker).
 SCOUT_CLIENT_TIMEOUT_SECONDS = env_float("SCOUT_CLIENT_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 
 # --- Applications ---------------------------------------------------------------------------
