@@ -4,15 +4,17 @@ request serializer, lets the caller in (api.access), calls one service and shape
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api import access
+from api import access, hot_path
 from api import serializers as shapes
 from api.negotiation import JsonOnly
 from api.serializers import READ_ERRORS, WRITE_ERRORS, errors
@@ -51,9 +53,33 @@ class ApiView(APIView):
         return access.actor_of(request, self.settings_in_force)
 
 
+class HotPathView(ApiView):
+    """Base of the two endpoints products call in their request path (api.hot_path): a JSON
+    body is served without DRF's request cycle, anything else by DRF as usual. `answer` holds
+    what the endpoint does, for both paths; it lets the caller in itself
+    (`access.serve_checked`), under the worker's copy of the configuration."""
+
+    admit_first = False
+
+    def answer(self, request: Request, data: object, **kwargs: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def post(self, request: Request, **kwargs: Any) -> Response:
+        return Response(self.answer(request, request.data, **kwargs))
+
+    @classmethod
+    def as_view(  # type: ignore[override]  # a plain Django view, not DRF's
+        cls, **initkwargs: Any
+    ) -> Callable[..., HttpResponse]:
+        return hot_path.fast_view(cls, super().as_view(**initkwargs), initkwargs)
+
+
 def body_object(request: Request) -> dict[str, Any]:
     """The JSON body, which must be an object (an empty body reads as an empty object)."""
-    data = request.data
+    return json_object(request.data)
+
+
+def json_object(data: object) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InvalidInput("The request body must be a JSON object.")
     return data
@@ -128,9 +154,7 @@ class TestDetailsView(ApiView):
         return Response(selectors.details(cb_model_id))
 
 
-class FetchRecommendedVariantView(ApiView):
-    admit_first = False
-
+class FetchRecommendedVariantView(HotPathView):
     @extend_schema(
         tags=["Decisions and rewards"],
         summary="Which variant should this visitor see?",
@@ -154,10 +178,13 @@ class FetchRecommendedVariantView(ApiView):
             )
         ],
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request, **kwargs: Any) -> Response:
+        return super().post(request, **kwargs)
+
+    def answer(self, request: Request, data: object, **kwargs: Any) -> dict[str, Any]:
         def decide(settings_in_force: config.Config) -> services.Recommendation:
             # Checked once the caller is let in: a protected API answers 401 before 400.
-            body = validated(shapes.FetchRequest, body_object(request))
+            body = validated(shapes.FetchRequest, json_object(data))
             return services.recommend(
                 body["cb_model_id"],
                 context=body.get("context") or {},
@@ -181,12 +208,10 @@ class FetchRecommendedVariantView(ApiView):
                 "Redis is unavailable: this decision was chosen from the last known state and "
                 "not stored; report its reward with the variant_id and the context inline."
             )
-        return Response(body)
+        return body
 
 
-class UpdateTestView(ApiView):
-    admit_first = False
-
+class UpdateTestView(HotPathView):
     @extend_schema(
         tags=["Decisions and rewards"],
         summary="Report rewards",
@@ -206,30 +231,32 @@ class UpdateTestView(ApiView):
             )
         ],
     )
-    def post(self, request: Request, cb_model_id: str) -> Response:
+    def post(self, request: Request, **kwargs: Any) -> Response:
+        return super().post(request, **kwargs)
+
+    def answer(self, request: Request, data: object, **kwargs: Any) -> dict[str, Any]:
+        cb_model_id = kwargs["cb_model_id"]
+
         def count(settings_in_force: config.Config) -> services.RewardReport:
             # Checked once the caller is let in: a protected API answers 401 before 400.
-            entries = validated(shapes.UpdateRequest, body_object(request))["updates"]
+            entries = validated(shapes.UpdateRequest, json_object(data))["updates"]
             return services.record_rewards(
                 cb_model_id, entries, settings_in_force=settings_in_force
             )
 
         report = access.serve_checked(request, count)
         failed = len(report.errors)
-        return Response(
-            {
-                "message": (
-                    f"Test updated successfully with {report.processed} records "
-                    f"({failed} failures)."
-                ),
-                "cb_model_id": report.test_id,
-                "processed_updates": report.processed,
-                "failed_updates": failed,
-                "duplicate_updates": len(report.duplicates),
-                "errors": report.errors,
-                "duplicates": report.duplicates,
-            }
-        )
+        return {
+            "message": (
+                f"Test updated successfully with {report.processed} records ({failed} failures)."
+            ),
+            "cb_model_id": report.test_id,
+            "processed_updates": report.processed,
+            "failed_updates": failed,
+            "duplicate_updates": len(report.duplicates),
+            "errors": report.errors,
+            "duplicates": report.duplicates,
+        }
 
 
 class RolloutView(ApiView):

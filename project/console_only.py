@@ -2,7 +2,11 @@
 
 A product backend asks for a decision in its own request path, without cookies. Sessions, flash
 messages, static files and login throttling mean nothing to it, yet they cost a tenth of a
-decision's CPU time. Each class here is one of Django's middleware that runs for console pages
+decision's CPU time. django-prometheus' request metrics (about ten multiprocess metric writes a
+request) count console pages only: the API's requests are counted once, by Scout's own
+`http_requests_total` and `http_request_duration_seconds` (project.middleware).
+
+Each class here is one of Django's middleware that runs for console pages
 only, and for an API call only where it still means something (a staff session's cookie, which
 the API accepts while protection is on). The CSRF and framing middleware stay as they are: they
 cost little, and Django's deploy checks look for them.
@@ -10,6 +14,7 @@ cost little, and Django's deploy checks look for them.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
 
@@ -21,6 +26,7 @@ from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpRequest, HttpResponseBase
 from django.middleware.common import CommonMiddleware
+from django_prometheus.middleware import PrometheusAfterMiddleware, PrometheusBeforeMiddleware
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 # What products call, and what load balancers and Prometheus poll.
@@ -69,13 +75,14 @@ class ConsoleOnly:
         return self.get_response(request)
 
     def _when_applies(self, hook: str, method: Callable[..., Any]) -> Callable[..., Any]:
-        def run(request: HttpRequest, *args: Any) -> Any:
-            if self.applies(request):
+        def run(middleware: ConsoleOnly, request: HttpRequest, *args: Any) -> Any:
+            if middleware.applies(request):
                 return method(request, *args)
             # A skipped template-response hook hands the response on; the others decline.
             return args[0] if hook == "process_template_response" else None
 
-        return run
+        # Bound, as Django expects a hook to be: it names the hook's class in its errors.
+        return types.MethodType(run, self)
 
 
 class ConsoleOrSessionOnly(ConsoleOnly):
@@ -114,4 +121,12 @@ class Messages(ConsoleOnly, MessageMiddleware):
 
 
 class LoginThrottling(ConsoleOnly, AxesMiddleware):
+    pass
+
+
+class PrometheusBefore(ConsoleOnly, PrometheusBeforeMiddleware):
+    pass
+
+
+class PrometheusAfter(ConsoleOnly, PrometheusAfterMiddleware):
     pass

@@ -137,7 +137,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "project.middleware.RequestMetricsMiddleware",
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "project.console_only.PrometheusBefore",
     "project.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Content-Security-Policy on the console's and the docs' pages (CONTENT_SECURITY_POLICY).
@@ -150,7 +150,7 @@ MIDDLEWARE = [
     "project.console_only.Authentication",
     "project.console_only.Messages",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    "project.console_only.PrometheusAfter",
     # Last, as django-axes asks: turns a locked-out login or Basic attempt into a 429.
     "project.console_only.LoginThrottling",
 ]

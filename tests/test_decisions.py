@@ -150,3 +150,53 @@ def test_more_features_than_the_vocabulary_holds_are_counted_not_refused(api, ma
     analysis = details(api, test_id)["context_feature_analysis"]
     assert analysis["vocabulary_size"] == 64
     assert analysis["overflowed_features"] >= 6
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",  # served without DRF's request cycle (api.hot_path)
+        "application/json; charset=UTF-8",  # so is this
+        "application/json; charset=iso-8859-1",  # read by DRF's parser
+    ],
+)
+def test_both_serving_paths_answer_alike(api, make_test, content_type):
+    """The products' two endpoints answer the same fields, errors and headers whichever path
+    serves them."""
+    test_id = make_test(variants={"0": "Blue", "1": "Green"})["cb_model_id"]
+    headers = {"Content-Type": content_type}
+    body = f'{{"cb_model_id": "{test_id}", "request_id": "path-1", "context": {{"k": "v"}}}}'
+    decided = api.post("/api/fetch_recommended_variant", content=body, headers=headers)
+    assert decided.status_code == 200, decided.text
+    assert decided.headers["content-type"] == "application/json"
+    assert decided.headers["x-content-type-options"] == "nosniff"
+    assert decided.headers["x-frame-options"] == "DENY"
+    assert decided.headers["allow"] == "POST, OPTIONS"
+    assert set(decided.json()) == {
+        "cb_model_id",
+        "variant_id",
+        "variant_label",
+        "recommended_variant",
+        "request_id",
+        "is_global_rollout",
+    }
+    rewarded = api.post(
+        f"/api/update_model/{test_id}",
+        content='{"updates": [{"request_id": "path-1", "reward": 1}]}',
+        headers=headers,
+    )
+    assert rewarded.status_code == 200, rewarded.text
+    assert rewarded.json()["processed_updates"] == 1
+    assert details(api, test_id)["context_feature_analysis"]["features"][0]["key"] == "k"
+    refused = api.post(
+        "/api/fetch_recommended_variant", content='{"cb_model_id": true}', headers=headers
+    )
+    assert refused.status_code == 400
+    assert refused.json()["detail"] == "cb_model_id must be a Test id (a UUID)."
+    missing = api.post(
+        "/api/fetch_recommended_variant",
+        content='{"cb_model_id": "00000000-0000-0000-0000-000000000000"}',
+        headers=headers,
+    )
+    assert missing.status_code == 404
+    assert "not found" in missing.json()["detail"]
