@@ -7,7 +7,6 @@ the same.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -26,6 +25,7 @@ from bandit.models import Test
 from bandit.policy import ContextValue
 from bandit.state import decisions, durable, keys, lifecycle, rewards
 from core.errors import InvalidInput, NotFound
+from core.observability.metrics import count, observe
 from system import audit, config
 
 logger = logging.getLogger(__name__)
@@ -179,13 +179,8 @@ def recommend(
         "variant_id": definition.variant_ids[choice.index],
         "exploit": choice.exploit,
         "request_id": clean_request_id,
-        "context_json": (
-            json.dumps(clean_context, separators=(",", ":"), ensure_ascii=False)
-            if clean_context
-            else ""
-        ),
         "context_keys": sorted(clean_context),
-        "features": list(features),
+        "features": features,
         "guard": config.guard(settings_in_force),
         "context_ttl_seconds": settings_in_force.context_ttl_seconds,
         "trail_window_seconds": definition.trail_window_seconds,
@@ -202,8 +197,8 @@ def recommend(
     snapshots.note(definition.id, decision.learned_version)
     if not decision.replayed:  # a replay answers a decision already counted
         variant = definition.metric_labels.get(decision.variant_id, metrics.OTHER_VARIANTS)
-        metrics.MODEL_PREDICTIONS.labels(definition.id, variant).inc()
-        metrics.CONTEXTS_STORED.inc()
+        count(metrics.MODEL_PREDICTIONS, definition.id, variant)
+        count(metrics.CONTEXTS_STORED)
     logger.debug(
         "Decision",
         extra={
@@ -225,7 +220,7 @@ def recommend(
 def _degraded(snapshot: snapshots.Snapshot, chosen: int, request_id: str) -> Recommendation:
     """Answer from the snapshot alone: the page waiting for this decision gets one."""
     variant = snapshot.rollout if snapshot.rollout is not None else chosen
-    metrics.DEGRADED_DECISIONS.inc()
+    count(metrics.DEGRADED_DECISIONS)
     logger.debug(
         "Degraded decision",
         extra={"test_id": snapshot.definition.id, "request_id": request_id, "variant_id": variant},
@@ -314,13 +309,10 @@ def record_rewards(
         for entry in entries
         if isinstance(entry, EntryRefused)
     ]
-    with_ids = [entry.request_id for entry in checked if entry.request_id]
-    stored = dict(zip(with_ids, rewards.stored_decisions(definition.id, with_ids), strict=True))
     resolved: list[tuple[int, rewards.Reward]] = []
     for entry in checked:
         try:
-            found = stored.get(entry.request_id) if entry.request_id else None
-            resolved.append((entry.index, _resolve_reward(entry, found, definition.labels)))
+            resolved.append((entry.index, _resolve_reward(entry, definition.labels)))
         except _EntryError as exc:
             report.errors.append({"index": entry.index, "reason": str(exc)})
 
@@ -333,23 +325,16 @@ def record_rewards(
         }
         batch = [reward for _, reward in resolved]
         try:
-            statuses = rewards.record_rewards(definition.id, batch, **arguments)
+            outcomes = rewards.record_rewards(definition.id, batch, **arguments)
         except keys.TestMissing:
             _restore_missing(definition.id)
-            statuses = rewards.record_rewards(definition.id, batch, **arguments)
+            outcomes = rewards.record_rewards(definition.id, batch, **arguments)
         snapshots.learned_more(definition.id)
-        reward_values = metrics.MODEL_REWARD.labels(definition.id)
-        for (index, reward), status in zip(resolved, statuses, strict=True):
-            if status == rewards.APPLIED:
-                report.processed += 1
-                variant = definition.metric_labels.get(reward.variant_id, metrics.OTHER_VARIANTS)
-                metrics.MODEL_UPDATES.labels(definition.id, variant).inc()
-                reward_values.observe(reward.reward)
-            else:
-                report.duplicates.append({"index": index, "request_id": reward.request_id})
+        for (index, reward), outcome in zip(resolved, outcomes, strict=True):
+            _report(report, definition, index, reward, outcome)
         if report.duplicates:
-            metrics.DUPLICATE_REWARDS.inc(len(report.duplicates))
-    metrics.MODEL_REWARDS.labels(definition.id).inc(len(entries))
+            count(metrics.DUPLICATE_REWARDS, amount=len(report.duplicates))
+    count(metrics.MODEL_REWARDS, definition.id, amount=len(entries))
     report.errors.sort(key=lambda error: error["index"])
     logger.debug(
         "Rewards",
@@ -363,47 +348,70 @@ def record_rewards(
     return report
 
 
-def _resolve_reward(
-    entry: RewardInput, stored: rewards.StoredDecision | None, labels: Mapping[int, Label]
-) -> rewards.Reward:
-    """Decide which variant and which context a reward teaches.
-
-    The stored context is used when the request id names a stored decision (unless the client
-    says `context_used_for_prediction: false`); otherwise the inline context, or none.
-    """
+def _resolve_reward(entry: RewardInput, labels: Mapping[int, Label]) -> rewards.Reward:
+    """What an entry says: its variant (by id, or by label for `decision`) and its own context.
+    Which of the two its reward teaches, its own or what the decision stored under its request
+    id, the reward script finds out (bandit/state/reward.lua)."""
     name = "decision" if entry.by_label else "variant_id"
     variant = (
         _resolve_variant(entry.variant, labels, name=name, by_label=entry.by_label)
         if entry.variant is not None
         else None
     )
-    context = entry.context
-    if stored is not None:
-        if variant is not None and variant != stored.variant_id:
-            raise _EntryError(
-                f"variant {variant} does not match variant {stored.variant_id}, which Scout "
-                f"served for request_id {entry.request_id!r}."
-            )
-        variant = stored.variant_id
-        if entry.use_stored_context and not stored.rewarded:
-            context = json.loads(stored.context_json) if stored.context_json else {}
-    elif entry.request_id is not None:
-        if not entry.inline:
-            metrics.CONTEXTS_EXPIRED.labels("failed").inc()
-            raise _EntryError(
-                f"request_id {entry.request_id!r} is unknown or expired, and the update "
-                "carries no context."
-            )
-        metrics.CONTEXTS_EXPIRED.labels("inline_context").inc()
-    if variant is None:
+    if variant is None and entry.request_id is None:
         raise _EntryError("variant_id is required.")
     return rewards.Reward(
         variant_id=variant,
         reward=entry.reward,
         request_id=entry.request_id,
-        features=policy.encode_context(context),
-        context_keys=sorted(context),
+        features=policy.encode_context(entry.context),
+        context_keys=sorted(entry.context),
+        use_stored_context=entry.use_stored_context,
+        inline=entry.inline,
     )
+
+
+def _report(
+    report: RewardReport,
+    definition: snapshots.Definition,
+    index: int,
+    reward: rewards.Reward,
+    outcome: rewards.Outcome,
+) -> None:
+    """Put one entry's outcome into the report and the metrics."""
+    status, variant = outcome.status, outcome.variant_id
+    if status in rewards.COUNTED:
+        report.processed += 1
+        label = definition.metric_labels.get(variant, metrics.OTHER_VARIANTS)
+        count(metrics.MODEL_UPDATES, definition.id, label)
+        observe(metrics.MODEL_REWARD, reward.reward, definition.id)
+        if status == rewards.APPLIED_INLINE:
+            count(metrics.CONTEXTS_EXPIRED, "inline_context")
+    elif status == rewards.DUPLICATE:
+        report.duplicates.append({"index": index, "request_id": reward.request_id})
+    elif status == rewards.OTHER_VARIANT:
+        report.errors.append(
+            {
+                "index": index,
+                "reason": (
+                    f"variant {reward.variant_id} does not match variant {variant}, which Scout "
+                    f"served for request_id {reward.request_id!r}."
+                ),
+            }
+        )
+    elif status == rewards.GONE_WITHOUT_CONTEXT:
+        count(metrics.CONTEXTS_EXPIRED, "failed")
+        report.errors.append(
+            {
+                "index": index,
+                "reason": (
+                    f"request_id {reward.request_id!r} is unknown or expired, and the update "
+                    "carries no context."
+                ),
+            }
+        )
+    else:  # GONE_WITHOUT_VARIANT
+        report.errors.append({"index": index, "reason": "variant_id is required."})
 
 
 # --- Rollouts -------------------------------------------------------------------------------

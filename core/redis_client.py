@@ -31,7 +31,6 @@ R = TypeVar("R")
 
 _client: Redis | None = None
 _client_url: str | None = None
-_on_switch: list[Callable[[], None]] = []
 
 # The circuit breaker. After a failed call Redis is left alone for BREAK_SECONDS: calls meanwhile
 # fail at once (decisions fall back to the worker's snapshot) instead of each waiting for a
@@ -208,12 +207,6 @@ def current_url() -> str:
     return _client_url or settings.REDIS_URL
 
 
-def on_switch(callback: Callable[[], None]) -> None:
-    """Call `callback` whenever this process moves to another Redis (scripts forget their
-    loaded state, for instance)."""
-    _on_switch.append(callback)
-
-
 def use_redis(url: str) -> None:
     """Switch this process to another Redis (an operator changed the Redis configuration)."""
     global _client, _client_url, _broken_until, _probing_since
@@ -221,8 +214,6 @@ def use_redis(url: str) -> None:
         return
     old, _client, _client_url = _client, client_for(url), url
     _broken_until, _probing_since = 0.0, None
-    for callback in _on_switch:
-        callback()
     if old is not None:
         old.close()
 

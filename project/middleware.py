@@ -11,7 +11,13 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.urls import Resolver404, resolve
 
-from core.observability.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, route_template
+from core.observability.metrics import (
+    HTTP_REQUEST_DURATION,
+    HTTP_REQUESTS,
+    count,
+    observe,
+    route_template,
+)
 
 UNMATCHED = "unmatched"
 # Any other method a client invents shares one label, so it cannot multiply series.
@@ -40,8 +46,8 @@ class RequestMetricsMiddleware:
         response = self.get_response(request)
         method = request.method if request.method in METHODS else "other"
         labels = (method, _route(request), str(response.status_code))
-        HTTP_REQUEST_DURATION.labels(*labels).observe(time.perf_counter() - started)
-        HTTP_REQUESTS.labels(*labels).inc()
+        observe(HTTP_REQUEST_DURATION, time.perf_counter() - started, *labels)
+        count(HTTP_REQUESTS, *labels)
         return response
 
 

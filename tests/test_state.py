@@ -3,7 +3,6 @@ to the number, without a server or HTTP in between."""
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import pytest
@@ -30,16 +29,15 @@ def decide(test_id: str, request_id: str, variant: int = 0, **overrides: object)
         "variant_id": variant,
         "exploit": True,
         "request_id": request_id,
-        "context_json": json.dumps({"colour": "red", "age": 30}),
         "context_keys": ["age", "colour"],
-        "features": ['["colour","red"]', '["age"]'],
+        "features": {'["colour","red"]': 1.0, '["age"]': 30.0},
         **TTL,
         **overrides,
     }
     return decisions.record_decision(test_id, **arguments)
 
 
-def reward(request_id: str | None, variant: int, value: float, **features: float):
+def reward(request_id: str | None, variant: int | None, value: float, **features: float):
     return rewards.Reward(
         variant_id=variant,
         reward=value,
@@ -47,6 +45,10 @@ def reward(request_id: str | None, variant: int, value: float, **features: float
         features=features,
         context_keys=sorted(features),
     )
+
+
+def stored(redis, test_id: str, request_id: str) -> str | None:
+    return redis.get(keys.context(test_id, request_id))
 
 
 def test_a_decision_is_stored_counted_and_replayed(in_process):
@@ -60,9 +62,9 @@ def test_a_decision_is_stored_counted_and_replayed(in_process):
     counters = reads.counters([test_id])[test_id]
     assert counters.predictions == {1: 1}
     assert counters.kinds == {"exploit": 1}
-    stored = rewards.stored_decisions(test_id, ["visit-1", "never"])
-    assert stored[0] == rewards.StoredDecision(1, json.dumps({"colour": "red", "age": 30}), False)
-    assert stored[1] is None
+    # What its reward will teach: the variant, the features by vocabulary index, the keys.
+    assert stored(in_process, test_id, "visit-1") == '1|1:1.0,2:30.0|["age","colour"]'
+    assert stored(in_process, test_id, "never") is None
     assert in_process.ttl(keys.context(test_id, "visit-1")) > 3500
     # The vocabulary gave each feature an index, and the feature analysis counted the decision.
     vocabulary, analysis = reads.feature_analysis(test_id)
@@ -91,7 +93,7 @@ def test_a_stale_configuration_writes_nothing(in_process):
         rewards.record_rewards(test_id, [reward(None, 0, 1.0)], guard=stale, **TTL)
     assert reads.counters([test_id])[test_id].total_predictions == 0
     assert reads.counters([test_id])[test_id].total_updates == 0
-    assert rewards.stored_decisions(test_id, ["visit-1"]) == [None]
+    assert stored(in_process, test_id, "visit-1") is None
     current = Guard(stale.key_near, published)
     assert decide(test_id, "visit-1", guard=current).variant_id == 0
 
@@ -106,17 +108,20 @@ def test_a_missing_test_is_told_apart(in_process):
 def test_rewards_add_exact_sufficient_statistics(in_process):
     test_id = new_test()
     decide(test_id, "visit-1", variant=1)
-    statuses = rewards.record_rewards(
+    outcomes = rewards.record_rewards(
         test_id,
         [
-            reward("visit-1", 1, 2.0, **{'["colour","red"]': 1.0, '["age"]': 30.0}),
+            reward("visit-1", 1, 2.0),  # teaches what its decision stored: red, age 30
             reward(None, 1, 0.5, **{'["age"]': 10.0}),
             reward(None, 0, 1.0),
         ],
         guard=None,
         **TTL,
     )
-    assert statuses == [rewards.APPLIED, rewards.APPLIED, rewards.APPLIED]
+    applied = rewards.APPLIED
+    assert outcomes == [rewards.Outcome(applied, 1), rewards.Outcome(applied, 1)] + [
+        rewards.Outcome(applied, 0)
+    ]
     learn = {k: float(v) for k, v in in_process.hgetall(keys.learn(test_id)).items() if k != "lu"}
     # Feature indexes: the decision gave red 1 and age 2.
     assert learn == {
@@ -137,18 +142,71 @@ def test_rewards_add_exact_sufficient_statistics(in_process):
         "A:1:1:2": 30.0,
     }
     # The stored context is spent: a second reward for the request is a duplicate.
-    assert rewards.stored_decisions(test_id, ["visit-1"])[0].rewarded
-    again = rewards.record_rewards(test_id, [reward("visit-1", 1, 2.0)], guard=None, **TTL)
-    assert again == [rewards.DUPLICATE]
+    assert stored(in_process, test_id, "visit-1") == "1|r"
+    again = rewards.record_rewards(test_id, [reward("visit-1", None, 2.0)], guard=None, **TTL)
+    assert again == [rewards.Outcome(rewards.DUPLICATE, 1)]
     assert float(in_process.hget(keys.learn(test_id), "u")) == 3.0
+
+
+def test_a_reward_finds_its_decision_in_the_same_round_trip(in_process):
+    """Every outcome of an entry that names a request id, decided by the script itself."""
+    test_id = new_test()
+    decide(test_id, "served-1", variant=1)
+    decide(test_id, "served-2", variant=0)
+    decide(test_id, "own-context", variant=1)
+    # A decision stored by an earlier Scout, its context as a JSON object.
+    in_process.set(keys.context(test_id, "earlier"), '0|{"colour":"red"}', ex=3600)
+    outcomes = rewards.record_rewards(
+        test_id,
+        [
+            reward("served-1", 0, 1.0),  # names another variant than the one served
+            reward("served-2", None, 1.0),  # the variant served is taken
+            reward("gone", None, 1.0),  # no decision, no context
+            rewards.Reward(None, 1.0, "gone-2", {'["age"]': 5.0}, ["age"], inline=True),
+            rewards.Reward(0, 1.0, "gone-3", {'["age"]': 5.0}, ["age"], inline=True),
+            rewards.Reward(
+                None, 0.0, "own-context", {'["age"]': 7.0}, ["age"], use_stored_context=False
+            ),
+            reward("earlier", None, 1.0),
+        ],
+        guard=None,
+        **TTL,
+    )
+    assert outcomes == [
+        rewards.Outcome(rewards.OTHER_VARIANT, 1),
+        rewards.Outcome(rewards.APPLIED, 0),
+        rewards.Outcome(rewards.GONE_WITHOUT_CONTEXT, -1),
+        rewards.Outcome(rewards.GONE_WITHOUT_VARIANT, -1),
+        rewards.Outcome(rewards.APPLIED_INLINE, 0),
+        rewards.Outcome(rewards.APPLIED, 1),
+        rewards.Outcome(rewards.APPLIED, 0),
+    ]
+    # Refused entries leave their decision as it was; counted ones spend it.
+    assert stored(in_process, test_id, "served-1").startswith("1|1:1.0")
+    assert stored(in_process, test_id, "served-2") == "0|r"
+    assert stored(in_process, test_id, "gone") is None
+    assert stored(in_process, test_id, "gone-2") is None
+    assert stored(in_process, test_id, "gone-3") == "0|r"  # a retry is then a duplicate
+    assert stored(in_process, test_id, "earlier") == "0|r"
+    learn = {k: float(v) for k, v in in_process.hgetall(keys.learn(test_id)).items() if k != "lu"}
+    # Variant 0: served-2 (red, age 30), gone-3 (age 5), earlier (no features); variant 1:
+    # own-context with its own age 7 and a reward of 0.
+    assert learn["u:0"] == 3.0 and learn["u:1"] == 1.0
+    assert learn["c:0:1"] == 1.0  # red, once
+    assert learn["c:0:2"] == 35.0  # age 30 + 5
+    assert learn["b:0:2"] == 35.0
+    assert learn["c:1:2"] == 7.0 and learn["b:1:2"] == 0.0
+    assert "c:1:1" not in learn  # own-context's stored red was not used
+    trail = reads.trails(test_id, window_seconds=3600, granularity_seconds=60)[1]
+    assert trail[0].counts == {0: 3, 1: 1}
 
 
 def test_the_policy_reads_the_sums_back_as_arrays(in_process):
     test_id = new_test()
-    decide(test_id, "visit-1", variant=1)
+    decide(test_id, "visit-1", variant=1, features={'["colour","red"]': 1.0, '["age"]': 3.0})
     rewards.record_rewards(
         test_id,
-        [reward("visit-1", 1, 1.0, **{'["colour","red"]': 1.0, '["age"]': 3.0})],
+        [reward("visit-1", 1, 1.0)],
         guard=None,
         **TTL,
     )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
 
 from bandit.metrics import FEATURE_OVERFLOW
 from bandit.state import keys
+from core.observability.metrics import count
 from core.redis_client import guarded
 from core.scripts import Guard, beside
 
@@ -32,14 +33,14 @@ def record_decision(
     variant_id: int,
     exploit: bool,
     request_id: str,
-    context_json: str,
     context_keys: Sequence[str],
-    features: Iterable[str],
+    features: Mapping[str, float],
     context_ttl_seconds: int,
     trail_window_seconds: int,
     trail_granularity_seconds: int,
 ) -> Decision:
-    """One round trip: store the decision and its context, count it, honour a rollout, and
+    """One round trip: store the decision and its context (the context's keys and features,
+    which are what its reward will teach), count it, honour a rollout, and
     tell the Test's reward count, so the worker learns for free whether its snapshot is behind.
 
     Raises ConfigMoved, having written nothing, when the guard finds the worker's configuration
@@ -62,15 +63,15 @@ def record_decision(
         context_ttl_seconds,
         trail_window_seconds + trail_granularity_seconds,
         settings.SCOUT_MAX_FEATURES,
-        context_json,
         len(context_keys),
         *context_keys,
-        *features,
     ]
+    for name, value in features.items():
+        args += [name, repr(float(value))]
     variant, rollout, replayed, overflow, learned = _DECIDE(script_keys, args, guard)
     if variant == -1:
         raise keys.TestMissing(test_id)
     if overflow:
-        FEATURE_OVERFLOW.inc(overflow)
+        count(FEATURE_OVERFLOW, amount=overflow)
     version = learned.decode() if isinstance(learned, bytes) else None  # Lua false: none yet
     return Decision(int(variant), bool(rollout), bool(replayed), version)

@@ -1,10 +1,18 @@
--- Count a batch of rewards atomically; a request id already rewarded is a duplicate.
--- KEYS: meta, learn, vocab, feature analysis, the reward trail bucket, the stored contexts of
+-- Count a batch of rewards atomically, in one round trip: an entry that names a request id
+-- teaches the variant and the features its decision stored (see decide.lua), or its own inline
+-- context when it says so or when the decision is gone; a request id already rewarded is a
+-- duplicate.
+-- KEYS: meta, learn, vocab, feature analysis, the reward trail bucket, the stored decisions of
 --       the entries that name one, and stats last.
 -- ARGV: now, context TTL, trail TTL, max features, the number of entries, then per entry:
---       its stored context's position among KEYS (0 for none), variant, reward, the number of
---       features, (name, value) pairs, the number of context keys, the context keys.
--- Answers a status per entry (1 counted, 2 duplicate) and the features ignored, or {-1}.
+--       its stored decision's position among KEYS (0 for none), the variant it names ('' for
+--       none), reward, 1 to use the stored context (else its own), 1 if it carries a context,
+--       the number of its features, (name, value) pairs, the number of its context keys, the
+--       context keys.
+-- Answers a (status, variant) pair per entry and the features ignored, or {-1}. Statuses:
+-- 1 counted, 2 duplicate, 3 another variant was served (the variant answered is that one),
+-- 4 counted with its own context (the decision was gone), 5 the decision is gone and the entry
+-- carries no context, 6 the decision is gone and the entry names no variant.
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
 local now, ttl, trail_ttl = ARGV[1], ARGV[2], ARGV[3]
 local max_features = tonumber(ARGV[4])
@@ -18,6 +26,23 @@ local function admit(name)
   redis.call('HSET', KEYS[3], name, size + 1)
   return tostring(size + 1)
 end
+-- A stored decision: its variant, and its features ({index, value} pairs) and context keys.
+local function parse(stored)
+  local bar = string.find(stored, '|', 1, true)
+  local v, rest = string.sub(stored, 1, bar - 1), string.sub(stored, bar + 1)
+  if rest == 'r' then return v, nil, nil end
+  local features, context_keys = {}, {}
+  -- A decision stored by an earlier Scout kept its context as a JSON object: its reward
+  -- counts without the context's features.
+  if rest == '' or string.sub(rest, 1, 1) == '{' then return v, features, context_keys end
+  local second = string.find(rest, '|', 1, true)
+  for index, value in string.gmatch(string.sub(rest, 1, second - 1), '(%d+):([^,]+)') do
+    features[#features + 1] = {index, tonumber(value)}
+  end
+  local encoded = string.sub(rest, second + 1)
+  if encoded ~= '' then context_keys = cjson.decode(encoded) end
+  return v, features, context_keys
+end
 local results = {}
 local applied = 0
 local pos = 6
@@ -25,24 +50,49 @@ for entry = 1, tonumber(ARGV[5]) do
   local key_index = tonumber(ARGV[pos])
   local v = ARGV[pos + 1]
   local y = tonumber(ARGV[pos + 2])
-  local n_features = tonumber(ARGV[pos + 3])
-  local features_at = pos + 4
+  local use_stored = ARGV[pos + 3] == '1'
+  local inline = ARGV[pos + 4] == '1'
+  local n_features = tonumber(ARGV[pos + 5])
+  local features_at = pos + 6
   local n_keys = tonumber(ARGV[features_at + 2 * n_features])
   local keys_at = features_at + 2 * n_features + 1
   pos = keys_at + n_keys
   local status = 1
+  local features, context_keys -- nil: the entry's own
   if key_index > 0 then
     local key = KEYS[5 + key_index]
     local stored = redis.call('GET', key)
-    if stored and string.sub(stored, string.find(stored, '|', 1, true) + 1) == 'r' then
-      status = 2
-    elseif stored then
-      redis.call('SET', key, v .. '|r', 'KEEPTTL')
+    if stored then
+      local served, stored_features, stored_keys = parse(stored)
+      if v ~= '' and v ~= served then
+        status = 3
+      elseif not stored_features then
+        status = 2
+      else
+        redis.call('SET', key, served .. '|r', 'KEEPTTL')
+        if use_stored then features, context_keys = stored_features, stored_keys end
+      end
+      v = served
+    elseif not inline then
+      status = 5
+    elseif v == '' then
+      status = 6
     else
+      status = 4
       redis.call('SET', key, v .. '|r', 'EX', ttl)
     end
   end
-  if status == 1 then
+  if status == 1 or status == 4 then
+    if not features then
+      features, context_keys = {}, {}
+      for f = 0, n_features - 1 do
+        local index = admit(ARGV[features_at + 2 * f])
+        if index then
+          features[#features + 1] = {index, tonumber(ARGV[features_at + 2 * f + 1])}
+        end
+      end
+      for k = 0, n_keys - 1 do context_keys[k + 1] = ARGV[keys_at + k] end
+    end
     applied = applied + 1
     add(learn, 'u', 1)
     add(learn, 'u:' .. v, 1)
@@ -51,28 +101,23 @@ for entry = 1, tonumber(ARGV[5]) do
     if y ~= 0 and y ~= 1 then add(learn, 'nb', 1) end
     add(trail, v, 1)
     add(trail, 's:' .. v, y)
-    for k = 0, n_keys - 1 do trail[v .. '|' .. ARGV[keys_at + k]] = 1 end
-    local index, value = {}, {}
-    for f = 0, n_features - 1 do
-      local i = admit(ARGV[features_at + 2 * f])
-      if i then
-        table.insert(index, tonumber(i))
-        table.insert(value, tonumber(ARGV[features_at + 2 * f + 1]))
-      end
-    end
-    for a = 1, #index do
-      local ia, xa = index[a], value[a]
+    for _, name in ipairs(context_keys) do trail[v .. '|' .. name] = 1 end
+    for a = 1, #features do
+      local ia, xa = features[a][1], features[a][2]
       add(learn, 'c:' .. v .. ':' .. ia, xa)
       add(learn, 'b:' .. v .. ':' .. ia, xa * y)
       add(analysis, 'u:' .. v .. ':' .. ia, 1)
       add(analysis, 's:' .. v .. ':' .. ia, y)
-      for b = 1, #index do
-        local ib = index[b]
-        if ia <= ib then add(learn, 'A:' .. v .. ':' .. ia .. ':' .. ib, xa * value[b]) end
+      for b = 1, #features do
+        local ib = features[b][1]
+        if tonumber(ia) <= tonumber(ib) then
+          add(learn, 'A:' .. v .. ':' .. ia .. ':' .. ib, xa * features[b][2])
+        end
       end
     end
   end
-  results[entry] = status
+  results[#results + 1] = status
+  results[#results + 1] = tonumber(v) or -1
 end
 local function flush(key, tbl)
   for field, delta in pairs(tbl) do

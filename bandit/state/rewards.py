@@ -1,59 +1,52 @@
-"""Rewards: the decisions they name, and one script that counts a batch atomically."""
+"""Rewards: one script that counts a batch atomically, finding each entry's decision itself."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
 
 from django.conf import settings
 
 from bandit.metrics import FEATURE_OVERFLOW
 from bandit.state import keys
-from core.redis_client import connection, guarded
+from core.observability.metrics import count
+from core.redis_client import guarded
 from core.scripts import Guard, beside
 
 _REWARD = beside(__file__, "reward.lua")
 
-APPLIED, DUPLICATE = 1, 2
+# What became of each entry (reward.lua says the same).
+APPLIED = 1  # counted
+DUPLICATE = 2  # its request id's reward was counted before
+OTHER_VARIANT = 3  # it names another variant than the one served for its request id
+APPLIED_INLINE = 4  # counted with its own context: the decision was gone (expired or unknown)
+GONE_WITHOUT_CONTEXT = 5  # the decision is gone, and the entry carries no context
+GONE_WITHOUT_VARIANT = 6  # the decision is gone, and the entry names no variant
+COUNTED = frozenset({APPLIED, APPLIED_INLINE})
 
 
 @dataclass(frozen=True)
 class Reward:
-    """One reward to count, already validated and resolved to a variant and its features."""
+    """One reward to count, already validated. An entry with a request id teaches what its
+    stored decision holds (the variant served and its context's features); `variant_id`,
+    `features` and `context_keys` are the entry's own, used without a request id, when the
+    entry says so (`use_stored_context` False), or when the decision is gone and the entry
+    carries a context (`inline`)."""
 
-    variant_id: int
+    variant_id: int | None
     reward: float
     request_id: str | None
     features: dict[str, float]
     context_keys: Sequence[str]
+    use_stored_context: bool = True
+    inline: bool = False
 
 
 @dataclass(frozen=True)
-class StoredDecision:
-    """What Redis keeps of a decision under its request id."""
-
-    variant_id: int
-    context_json: str  # "" for an empty context
-    rewarded: bool  # its reward was counted (the context is then gone)
-
-    @classmethod
-    def parse(cls, value: str) -> StoredDecision:
-        variant, _, rest = value.partition("|")
-        return cls(int(variant), "" if rest == "r" else rest, rest == "r")
-
-
-@guarded
-def stored_decisions(test_id: str, request_ids: Sequence[str]) -> list[StoredDecision | None]:
-    """The stored decision of each request id (None when unknown or expired)."""
-    if not request_ids:
-        return []
-    # bytes: the connection does not decode responses (redis-py's hints also allow str).
-    values = cast(
-        list[bytes | None], connection().mget([keys.context(test_id, rid) for rid in request_ids])
-    )
-    return [StoredDecision.parse(value.decode()) if value is not None else None for value in values]
+class Outcome:
+    status: int
+    variant_id: int  # the variant counted, or served for the request id (-1: none)
 
 
 @guarded
@@ -65,8 +58,8 @@ def record_rewards(
     context_ttl_seconds: int,
     trail_window_seconds: int,
     trail_granularity_seconds: int,
-) -> list[int]:
-    """Apply a batch of rewards atomically; answer APPLIED or DUPLICATE per reward.
+) -> list[Outcome]:
+    """Apply a batch of rewards atomically, in one round trip; answer each one's Outcome.
 
     Raises ConfigMoved, having written nothing, when the guard finds the worker's configuration
     stale, and TestMissing when Redis has no state for the Test.
@@ -86,7 +79,13 @@ def record_rewards(
             args.append(len(context_keys))
         else:
             args.append(0)
-        args += [reward.variant_id, repr(float(reward.reward)), len(reward.features)]
+        args += [
+            "" if reward.variant_id is None else reward.variant_id,
+            repr(float(reward.reward)),
+            int(reward.use_stored_context),
+            int(reward.inline),
+            len(reward.features),
+        ]
         for name, value in reward.features.items():
             args += [name, repr(float(value))]
         args.append(len(reward.context_keys))
@@ -103,7 +102,10 @@ def record_rewards(
     results = _REWARD(script_keys, args, guard)
     if results == [-1]:
         raise keys.TestMissing(test_id)
-    *statuses, overflow = results  # the script appends the features it had to ignore
+    *pairs, overflow = results  # the script appends the features it had to ignore
     if overflow:
-        FEATURE_OVERFLOW.inc(overflow)
-    return [int(status) for status in statuses]
+        count(FEATURE_OVERFLOW, amount=overflow)
+    return [
+        Outcome(int(status), int(variant))
+        for status, variant in zip(pairs[::2], pairs[1::2], strict=True)
+    ]

@@ -5,17 +5,128 @@ Under `scout serve` the Prometheus client runs in multiprocess mode (PROMETHEUS_
 set before anything imports it), so each worker writes its values to files and one scrape of
 `/metrics` adds up the whole host. Recording a value is an in-memory increment: nothing here
 costs a network round trip on the hot path.
+
+The hot path does not even write the files: `count` and `observe` queue the write, and one
+thread per worker (`start_writing`) makes the queued writes every WRITE_INTERVAL_SECONDS. A
+multiprocess value takes one process-wide lock per write; eight threads answering requests
+queue on it, and at a thousand decisions a second that cost more than the Thompson sample. A
+scrape therefore sees the other workers' values as they were at most that long ago (the
+scraping worker writes its own first); a worker killed outright loses what it had not written
+yet. Until `start_writing` is called (outside `scout serve`), writes happen at once.
 """
 
 from __future__ import annotations
 
+import atexit
+import bisect
 import functools
+import logging
 import re
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
+
+logger = logging.getLogger(__name__)
+
+# --- Writes off the request path ------------------------------------------------------------
+WRITE_INTERVAL_SECONDS = 0.5
+Metric = Counter | Histogram
+# (metric, its label values, the amount to add or the value observed); deque's append and
+# popleft are atomic, so request threads never wait for one another here.
+_queued: deque[tuple[Metric, tuple[str, ...], float]] = deque()
+_writer: threading.Thread | None = None
+_queuing = False  # set by start_writing
+
+
+def count(metric: Counter, *labels: str, amount: float = 1.0) -> None:
+    """Add `amount` to a counter (with these label values)."""
+    _record(metric, labels, amount)
+
+
+def observe(metric: Histogram, value: float, *labels: str) -> None:
+    """Observe `value` in a histogram (with these label values)."""
+    _record(metric, labels, value)
+
+
+def _record(metric: Metric, labels: tuple[str, ...], amount: float) -> None:
+    if not _queuing:
+        _write(metric, labels, amount)
+    else:
+        _queued.append((metric, labels, amount))
+
+
+def _write(metric: Metric, labels: tuple[str, ...], amount: float) -> None:
+    child = metric.labels(*labels) if labels else metric
+    if isinstance(metric, Histogram):
+        child.observe(amount)  # type: ignore[union-attr]
+    else:
+        child.inc(amount)  # type: ignore[union-attr]
+
+
+def write_queued() -> int:
+    """Make the writes queued so far, added up first (a counter's increments, a histogram's
+    observations per bucket); answer how many were queued."""
+    counters: dict[tuple[Metric, tuple[str, ...]], float] = {}
+    histograms: dict[tuple[Histogram, tuple[str, ...]], list[float]] = {}
+    taken = 0
+    while True:
+        try:
+            metric, labels, amount = _queued.popleft()
+        except IndexError:
+            break
+        taken += 1
+        if isinstance(metric, Histogram):
+            histograms.setdefault((metric, labels), []).append(amount)
+        else:
+            counters[(metric, labels)] = counters.get((metric, labels), 0.0) + amount
+    for (metric, labels), total in counters.items():
+        _write(metric, labels, total)
+    for (metric, labels), values in histograms.items():
+        _observe_all(metric.labels(*labels) if labels else metric, values)
+    return taken
+
+
+def _observe_all(histogram: Histogram, values: list[float]) -> None:
+    """Observe many values with one write per bucket: prometheus_client offers no public way,
+    so this adds to the histogram's own sum and bucket values as its `observe` does."""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    if bounds is None:  # not the layout this was written for: one observation at a time
+        for value in values:
+            histogram.observe(value)
+        return
+    histogram._sum.inc(sum(values))
+    per_bucket = [0] * len(bounds)
+    for value in values:
+        per_bucket[bisect.bisect_left(bounds, value)] += 1  # the first bound >= value
+    for bucket, observed in zip(histogram._buckets, per_bucket, strict=True):
+        if observed:
+            bucket.inc(observed)
+
+
+def start_writing() -> None:
+    """Queue the request path's metric writes from now on, and write them from a thread of
+    this process (one per worker, started after the fork)."""
+    global _writer, _queuing
+    if _writer is not None and _writer.is_alive():
+        return
+    _queuing = True
+
+    def run() -> None:
+        while True:
+            time.sleep(WRITE_INTERVAL_SECONDS)
+            try:
+                write_queued()
+            except Exception:  # a metric must never take the worker down
+                logger.exception("Writing queued metrics failed")
+
+    _writer = threading.Thread(target=run, name="scout-metrics", daemon=True)
+    _writer.start()
+    atexit.register(write_queued)  # a worker that stops writes what it still holds
+
 
 # --- HTTP -----------------------------------------------------------------------------------
 HTTP_REQUESTS = Counter(
@@ -64,9 +175,6 @@ R = TypeVar("R")
 
 def redis_operation(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Count and time every call of a function that talks to Redis, under `name`."""
-    operations = REDIS_OPERATIONS.labels(name)
-    errors = REDIS_OPERATION_ERRORS.labels(name)
-    duration = REDIS_OPERATION_DURATION.labels(name)
 
     def decorate(function: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(function)
@@ -75,11 +183,11 @@ def redis_operation(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
             try:
                 return function(*args, **kwargs)
             except Exception:
-                errors.inc()
+                count(REDIS_OPERATION_ERRORS, name)
                 raise
             finally:
-                duration.observe(time.perf_counter() - started)
-                operations.inc()
+                observe(REDIS_OPERATION_DURATION, time.perf_counter() - started, name)
+                count(REDIS_OPERATIONS, name)
 
         return measured
 
