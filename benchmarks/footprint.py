@@ -134,6 +134,65 @@ def worker_memory(*, tests: int, variants: int, log: Callable[[str], None]) -> d
         }
 
 
+def many_tests(*, tests: int, seconds: float, rounds: int, log: Callable[[str], None]) -> dict:
+    """Decisions per second spread over `tests` Tests (each taught by 20 contextual rewards and
+    fetched at least once before), against decisions for one Test on the same server in
+    interleaved rounds; and each worker's memory once it has served them."""
+    with Scout() as scout:
+        ids_file = scout.data_dir / "test-ids.txt"
+        env = {**scout.env(), "DJANGO_SETTINGS_MODULE": "project.settings"}
+        began = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "benchmarks.prefill", "tests", str(ids_file), "0", str(tests)],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        ids = ids_file.read_text().split()
+        log(f"  {len(ids):,} Tests created and taught in {time.perf_counter() - began:.0f}s")
+        idle = {pid: _rss_mb(pid) for pid in scout.worker_pids()}
+        with httpx.Client(base_url=scout.url, timeout=30) as client:
+            for test_id in ids:  # each fetched at least once
+                body = {"cb_model_id": test_id, "context": {"device": "mobile", "plan": "a"}}
+                client.post("/api/fetch_recommended_variant", json=body).raise_for_status()
+        one = ids[0]
+        serving.run_wrk(scout, str(ids_file), "spread", 32, seconds)  # warm every worker
+        rates: dict[str, list[float]] = {"one": [], "spread": []}
+        p99: dict[str, list[float]] = {"one": [], "spread": []}
+        for round_index in range(rounds):
+            order = [("one", one), ("spread", str(ids_file))]
+            for name, target in order if round_index % 2 == 0 else order[::-1]:
+                run = serving.run_wrk(
+                    scout, target, "decide" if name == "one" else name, 32, seconds
+                )
+                rates[name].append(run.rps)
+                p99[name].append(run.p99_ms)
+                log(f"  {name:6} {run.rps:7.0f} decisions/s  p99 {run.p99_ms:.1f} ms")
+        loaded = {pid: _rss_mb(pid) for pid in scout.worker_pids()}
+    per_round = [
+        round(spread / single, 3)
+        for spread, single in zip(rates["spread"], rates["one"], strict=True)
+    ]
+    log(
+        f"  {tests:,} Tests: {statistics.median(rates['spread']):.0f} decisions/s "
+        f"({statistics.median(per_round):.2f}x one Test); worker RSS "
+        f"{max(idle.values()):.0f} MB idle, {max(loaded.values()):.0f} MB after"
+    )
+    return {
+        "tests": tests,
+        "decisions_per_second_spread": statistics.median(rates["spread"]),
+        "decisions_per_second_one_test": statistics.median(rates["one"]),
+        "ratio_spread_to_one": statistics.median(per_round),
+        "ratio_per_round": per_round,
+        "p99_ms_spread": statistics.median(p99["spread"]),
+        "p99_ms_one_test": statistics.median(p99["one"]),
+        "worker_rss_mb_idle": max(idle.values()),
+        "worker_rss_mb_loaded": max(loaded.values()),
+        "workers": len(loaded),
+    }
+
+
 def _scrape(client: httpx.Client, rounds: int = 3) -> dict[str, Any]:
     """What one scrape of /metrics costs: its series, its size and how long it takes."""
     seconds, body = [], ""

@@ -1,5 +1,6 @@
 -- wrk script for Scout's serving benchmark (and its baseline, which answers the same paths).
--- Arguments after `--`: mode (decide | reward | mixed), Test id, share of decisions that get a
+-- Arguments after `--`: mode (decide | reward | mixed | spread), Test id (for spread: a file of
+-- Test ids, one per line, each decision for one of them at random), share of decisions that get a
 -- reward in the mixed flow (0..1), the most requests each wrk thread may send, and optionally a
 -- pace: the mean pause in ms a connection takes before each request (random, exponential), so
 -- that the connections together offer a fixed rate instead of as many requests as answered.
@@ -10,6 +11,7 @@ local countries = { "de", "fr", "us", "uk", "es", "it" }
 local plans = { "free", "pro" }
 
 local mode, test_id, share, limit, pace
+local spread_ids = nil
 local sent, served = 0, 0
 local pending = {}
 local headers = { ["Content-Type"] = "application/json" }
@@ -27,6 +29,12 @@ function init(args)
   limit = tonumber(args[4])
   pace = tonumber(args[5] or "0")
   math.randomseed(tonumber(thread_tag))
+  if mode == "spread" then
+    spread_ids = {}
+    for line in io.lines(test_id) do
+      if line ~= "" then table.insert(spread_ids, line) end
+    end
+  end
 end
 
 local function context(n)
@@ -37,9 +45,11 @@ local function context(n)
 end
 
 local function decide()
+  local test = test_id
+  if spread_ids then test = spread_ids[math.random(1, #spread_ids)] end
   local body = string.format(
     '{"cb_model_id":"%s","request_id":"%s-%d","context":%s}',
-    test_id, thread_tag, sent, context(sent)
+    test, thread_tag, sent, context(sent)
   )
   return wrk.format("POST", "/api/fetch_recommended_variant", headers, body)
 end

@@ -1,7 +1,10 @@
 """Fill a Test's Redis state fast through Scout's own service layer (no HTTP).
 
 Run inside a Scout deployment's environment (SCOUT_DATA_DIR of a running `scout serve`):
-`python -m benchmarks.prefill decide|reward TEST_ID START COUNT`. Decisions go through
+`python -m benchmarks.prefill decide|reward TEST_ID START COUNT`, or
+`python -m benchmarks.prefill tests IDS_FILE START COUNT` to create COUNT Tests of three
+variants, each taught by 20 rewards with contexts, their ids appended to IDS_FILE. Decisions
+go through
 `services.recommend` (validation, the snapshot, a Thompson sample and the decision script);
 rewards through `services.record_rewards` in batches of 1,000 by request id, which is what
 `update_model` calls. Only the HTTP layer is skipped, so a million of each takes minutes.
@@ -13,6 +16,7 @@ import json
 import os
 import sys
 import time
+from typing import Any
 
 DEVICES, COUNTRIES, PLANS = ("mobile", "desktop", "tablet"), ("de", "fr", "us", "uk"), ("a", "b")
 
@@ -44,7 +48,11 @@ def main() -> None:
 
     in_force = config.known()
     began = time.perf_counter()
-    if kind == "decide":
+    if kind == "tests":
+        with open(test_id, "a") as ids:
+            for n in range(start, start + count):
+                ids.write(_taught_test(n, in_force) + "\n")
+    elif kind == "decide":
         for n in range(start, start + count):
             services.recommend(
                 test_id, context=context(n), request_id=request_id(n), settings_in_force=in_force
@@ -66,6 +74,32 @@ def main() -> None:
             ]
             services.record_rewards(test_id, updates, settings_in_force=in_force)
     print(json.dumps({"kind": kind, "count": count, "seconds": time.perf_counter() - began}))
+
+
+def _taught_test(n: int, in_force: Any) -> str:
+    from bandit import defaults, policy, services
+    from bandit.services import RewardInput
+
+    test = services.create_test(
+        name=f"many-{n}",
+        variants={0: "a", 1: "b", 2: "c"},
+        test_settings=defaults.current(),
+        sampling=policy.OPTIMISTIC,
+    )
+    updates = [
+        RewardInput(
+            index=i,
+            reward=float((i + n) % 2),
+            variant=i % 3,
+            by_label=False,
+            request_id=None,
+            context=context(i),
+            inline=True,
+        )
+        for i in range(20)
+    ]
+    services.record_rewards(str(test.id), updates, settings_in_force=in_force)
+    return str(test.id)
 
 
 if __name__ == "__main__":
