@@ -9,6 +9,13 @@ from api.system_views import TokenCheckView
 ID = r"(?P<cb_model_id>[^/]+)"
 
 urlpatterns = [
+    # First: Django tries the patterns in order, and these two are most of the traffic.
+    re_path(
+        r"^fetch_recommended_variant/?$",
+        views.FetchRecommendedVariantView.as_view(),
+        name="fetch_recommended_variant",
+    ),
+    re_path(rf"^update_model/{ID}/?$", views.UpdateTestView.as_view(), name="update_model"),
     re_path(r"^schema/?$", SchemaView.as_view(), name="schema"),
     re_path(r"^docs/?$", SwaggerView.as_view(url_name="schema"), name="docs"),
     re_path(r"^redoc/?$", RedocView.as_view(url_name="schema"), name="redoc"),
@@ -17,12 +24,6 @@ urlpatterns = [
     re_path(rf"^delete_model/{ID}/?$", views.DeleteTestView.as_view(), name="delete_model"),
     re_path(r"^models/?$", views.ListTestsView.as_view(), name="models"),
     re_path(rf"^model_details/{ID}/?$", views.TestDetailsView.as_view(), name="model_details"),
-    re_path(
-        r"^fetch_recommended_variant/?$",
-        views.FetchRecommendedVariantView.as_view(),
-        name="fetch_recommended_variant",
-    ),
-    re_path(rf"^update_model/{ID}/?$", views.UpdateTestView.as_view(), name="update_model"),
     re_path(
         rf"^rollout_global_variant/{ID}/?$",
         views.RolloutView.as_view(),

@@ -26,22 +26,27 @@ redis.call('HINCRBY', KEYS[2], kind, 1)
 redis.call('HSET', KEYS[2], 'lp', ARGV[3])
 redis.call('HINCRBY', KEYS[6], v, 1)
 local n_keys = tonumber(ARGV[7])
-local context_keys = {}
+local context_keys, markers = {}, {}
 for i = 1, n_keys do
   context_keys[i] = ARGV[7 + i]
-  redis.call('HSET', KEYS[6], v .. '|' .. ARGV[7 + i], 1)
+  markers[2 * i - 1] = v .. '|' .. ARGV[7 + i]
+  markers[2 * i] = 1
 end
+if n_keys > 0 then redis.call('HSET', KEYS[6], unpack(markers)) end
 redis.call('EXPIRE', KEYS[6], ARGV[5])
 local max_features = tonumber(ARGV[6])
 local overflow = 0
 local features = {}
-for i = 8 + n_keys, #ARGV, 2 do
-  local index = redis.call('HGET', KEYS[3], ARGV[i])
+local names = {}
+for i = 8 + n_keys, #ARGV, 2 do names[#names + 1] = ARGV[i] end
+local indexes = #names > 0 and redis.call('HMGET', KEYS[3], unpack(names)) or {}
+for f = 1, #names do
+  local index = indexes[f]
   if not index then
     local size = redis.call('HLEN', KEYS[3])
     if size < max_features then
       index = size + 1
-      redis.call('HSET', KEYS[3], ARGV[i], index)
+      redis.call('HSET', KEYS[3], names[f], index)
     else
       redis.call('HINCRBY', KEYS[2], 'overflow', 1)
       overflow = overflow + 1
@@ -49,7 +54,7 @@ for i = 8 + n_keys, #ARGV, 2 do
   end
   if index then
     redis.call('HINCRBY', KEYS[4], 'p:' .. v .. ':' .. index, 1)
-    features[#features + 1] = index .. ':' .. ARGV[i + 1]
+    features[#features + 1] = index .. ':' .. ARGV[8 + n_keys + 2 * f - 1]
   end
 end
 local stored_keys = n_keys > 0 and cjson.encode(context_keys) or ''

@@ -16,7 +16,9 @@
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
 local now, ttl, trail_ttl = ARGV[1], ARGV[2], ARGV[3]
 local max_features = tonumber(ARGV[4])
+-- Sums (HINCRBYFLOAT) and counts (HINCRBY, a third of the cost) per hash; trail markers.
 local learn, stats_acc, analysis, trail = {}, {}, {}, {}
+local learn_n, analysis_n, trail_n, markers = {}, {}, {}, {}
 local function add(tbl, field, delta) tbl[field] = (tbl[field] or 0) + delta end
 local function admit(name)
   local index = redis.call('HGET', KEYS[3], name)
@@ -94,19 +96,19 @@ for entry = 1, tonumber(ARGV[5]) do
       for k = 0, n_keys - 1 do context_keys[k + 1] = ARGV[keys_at + k] end
     end
     applied = applied + 1
-    add(learn, 'u', 1)
-    add(learn, 'u:' .. v, 1)
+    add(learn_n, 'u', 1)
+    add(learn_n, 'u:' .. v, 1)
     add(learn, 's:' .. v, y)
     add(learn, 'q:' .. v, y * y)
-    if y ~= 0 and y ~= 1 then add(learn, 'nb', 1) end
-    add(trail, v, 1)
+    if y ~= 0 and y ~= 1 then add(learn_n, 'nb', 1) end
+    add(trail_n, v, 1)
     add(trail, 's:' .. v, y)
-    for _, name in ipairs(context_keys) do trail[v .. '|' .. name] = 1 end
+    for _, name in ipairs(context_keys) do markers[v .. '|' .. name] = 1 end
     for a = 1, #features do
       local ia, xa = features[a][1], features[a][2]
       add(learn, 'c:' .. v .. ':' .. ia, xa)
       add(learn, 'b:' .. v .. ':' .. ia, xa * y)
-      add(analysis, 'u:' .. v .. ':' .. ia, 1)
+      add(analysis_n, 'u:' .. v .. ':' .. ia, 1)
       add(analysis, 's:' .. v .. ':' .. ia, y)
       for b = 1, #features do
         local ib = features[b][1]
@@ -119,18 +121,21 @@ for entry = 1, tonumber(ARGV[5]) do
   results[#results + 1] = status
   results[#results + 1] = tonumber(v) or -1
 end
-local function flush(key, tbl)
-  for field, delta in pairs(tbl) do
-    if delta == 1 and field:find('|', 1, true) then
-      redis.call('HSET', key, field, 1)
-    else
-      redis.call('HINCRBYFLOAT', key, field, string.format('%.17g', delta))
-    end
+local function flush(key, sums, counts)
+  for field, delta in pairs(sums) do
+    redis.call('HINCRBYFLOAT', key, field, string.format('%.17g', delta))
   end
+  for field, delta in pairs(counts) do redis.call('HINCRBY', key, field, delta) end
 end
-flush(KEYS[2], learn)
-flush(KEYS[4], analysis)
-flush(KEYS[5], trail)
+flush(KEYS[2], learn, learn_n)
+flush(KEYS[4], analysis, analysis_n)
+flush(KEYS[5], trail, trail_n)
+local marked = {}
+for field in pairs(markers) do
+  marked[#marked + 1] = field
+  marked[#marked + 1] = 1
+end
+if #marked > 0 then redis.call('HSET', KEYS[5], unpack(marked)) end
 if applied > 0 then
   redis.call('HSET', KEYS[2], 'lu', now)
   redis.call('EXPIRE', KEYS[5], trail_ttl)

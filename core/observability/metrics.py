@@ -35,58 +35,50 @@ logger = logging.getLogger(__name__)
 # --- Writes off the request path ------------------------------------------------------------
 WRITE_INTERVAL_SECONDS = 0.5
 Metric = Counter | Histogram
-# (metric, its label values, the amount to add or the value observed); deque's append and
-# popleft are atomic, so request threads never wait for one another here.
-_queued: deque[tuple[Metric, tuple[str, ...], float]] = deque()
+# (metric, its label values, the amount to add or the value observed, whether it is a
+# histogram); deque's append and popleft are atomic, so request threads never wait for one
+# another here.
+_queued: deque[tuple[Metric, tuple[str, ...], float, bool]] = deque()
 _writer: threading.Thread | None = None
 _queuing = False  # set by start_writing
 
 
 def count(metric: Counter, *labels: str, amount: float = 1.0) -> None:
     """Add `amount` to a counter (with these label values)."""
-    _record(metric, labels, amount)
+    if _queuing:
+        _queued.append((metric, labels, amount, False))
+    else:
+        (metric.labels(*labels) if labels else metric).inc(amount)
 
 
 def observe(metric: Histogram, value: float, *labels: str) -> None:
     """Observe `value` in a histogram (with these label values)."""
-    _record(metric, labels, value)
-
-
-def _record(metric: Metric, labels: tuple[str, ...], amount: float) -> None:
-    if not _queuing:
-        _write(metric, labels, amount)
+    if _queuing:
+        _queued.append((metric, labels, value, True))
     else:
-        _queued.append((metric, labels, amount))
-
-
-def _write(metric: Metric, labels: tuple[str, ...], amount: float) -> None:
-    child = metric.labels(*labels) if labels else metric
-    if isinstance(metric, Histogram):
-        child.observe(amount)  # type: ignore[union-attr]
-    else:
-        child.inc(amount)  # type: ignore[union-attr]
+        (metric.labels(*labels) if labels else metric).observe(value)
 
 
 def write_queued() -> int:
     """Make the writes queued so far, added up first (a counter's increments, a histogram's
     observations per bucket); answer how many were queued."""
     counters: dict[tuple[Metric, tuple[str, ...]], float] = {}
-    histograms: dict[tuple[Histogram, tuple[str, ...]], list[float]] = {}
+    histograms: dict[tuple[Metric, tuple[str, ...]], list[float]] = {}
     taken = 0
     while True:
         try:
-            metric, labels, amount = _queued.popleft()
+            metric, labels, amount, is_histogram = _queued.popleft()
         except IndexError:
             break
         taken += 1
-        if isinstance(metric, Histogram):
+        if is_histogram:
             histograms.setdefault((metric, labels), []).append(amount)
         else:
             counters[(metric, labels)] = counters.get((metric, labels), 0.0) + amount
     for (metric, labels), total in counters.items():
-        _write(metric, labels, total)
+        (metric.labels(*labels) if labels else metric).inc(total)  # type: ignore[union-attr]
     for (metric, labels), values in histograms.items():
-        _observe_all(metric.labels(*labels) if labels else metric, values)
+        _observe_all(metric.labels(*labels) if labels else metric, values)  # type: ignore[arg-type]
     return taken
 
 
