@@ -38,4 +38,13 @@ def with_chunked_bodies(app: WSGIApp, limit: Callable[[], int]) -> WSGIApp:
     return application
 
 
-application = with_chunked_bodies(get_wsgi_application(), lambda: settings.SCOUT_MAX_BODY_BYTES)
+def _application() -> WSGIApp:
+    django_app = get_wsgi_application()  # sets Django up: the hot routes' front needs it
+    from project.hot_routes import serving_hot_routes
+
+    return with_chunked_bodies(
+        serving_hot_routes(django_app), lambda: settings.SCOUT_MAX_BODY_BYTES
+    )
+
+
+application = _application()
