@@ -29,6 +29,7 @@ MODES = {
         "quality_horizon": 2_000,
         "quality_seeds": 4,
         "http_seeds": 1,
+        "many_tests": 1_000,
     },
     "full": {
         "serving_seconds": 8,
@@ -39,6 +40,7 @@ MODES = {
         "quality_horizon": 5_000,
         "quality_seeds": 24,
         "http_seeds": 24,
+        "many_tests": 10_000,
     },
 }
 PARTS = ("serving", "slow_clients", "footprint", "quality", "http")
@@ -71,7 +73,7 @@ def main() -> None:
         print(f"\n## {title}\n\n{body}\n", flush=True)
         sections.append(f"### {title}\n\n{body}\n")
 
-    serving_result = history_result = memory_result = None
+    serving_result = history_result = memory_result = many_result = None
     if "serving" in options.only:
         print("Serving: Scout and the baseline under the same loads", flush=True)
         serving_result = serving.benchmark(
@@ -96,8 +98,15 @@ def main() -> None:
         memory_result = footprint.worker_memory(tests=1000, variants=10, log=print)
         results["history"], results["worker_memory"] = history_result, memory_result
         results["variant_cardinality"] = footprint.variant_cardinality(log=print)
+        many_result = footprint.many_tests(
+            tests=config["many_tests"],
+            seconds=config["serving_seconds"],
+            rounds=config["serving_rounds"],
+            log=print,
+        )
+        results["many_tests"] = many_result
     if serving_result and history_result and memory_result:
-        targets = footprint.targets(history_result, memory_result, serving_result)
+        targets = footprint.targets(history_result, memory_result, serving_result, many_result)
         results["targets"] = targets
         section("Targets", report.footprint_table(targets))
     if "quality" in options.only:
