@@ -187,3 +187,28 @@ def test_a_snapshot_hears_of_rewards_counted_elsewhere_from_the_next_decision(in
     reward(test, entry(0, 1.0, request_id="visit-1"))
     time.sleep(snapshots.get(test_id).build_seconds / snapshots.REBUILD_SHARE + 0.001)
     assert snapshots.get(test_id).stats.total_updates == 6
+
+
+def test_an_old_snapshot_is_settled_by_the_decision_itself(in_process, settings, monkeypatch):
+    """A snapshot past its age bound serves the decision without asking Redis first; the
+    decision script's answer says whether it was behind."""
+    from bandit.state import learned
+
+    test = create()
+    test_id = str(test.id)
+    decide(test, "visit-0")
+    snapshot = snapshots.get(test_id)
+    old = time.monotonic() - 10 * settings.SCOUT_SNAPSHOT_MAX_AGE_SECONDS
+    snapshot.checked_at = old
+
+    def no_extra_read(test_id: str) -> str | None:
+        raise AssertionError("a decision asked Redis for the reward count before deciding")
+
+    monkeypatch.setattr(learned, "learned_version", no_extra_read)
+    decide(test, "visit-1")
+    assert snapshots.get(test_id, told_after=True) is snapshot
+    assert snapshot.checked_at > old and not snapshot.behind  # nothing was counted meanwhile
+    # Rewards counted elsewhere: the next decision's answer marks the snapshot behind.
+    rewards.record_rewards(test_id, [rewards.Reward(0, 1.0, None, {}, [])], guard=None, **TTL)
+    decide(test, "visit-2")
+    assert snapshot.behind
