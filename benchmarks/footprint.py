@@ -135,9 +135,9 @@ def worker_memory(*, tests: int, variants: int, log: Callable[[str], None]) -> d
 
 
 def many_tests(*, tests: int, seconds: float, rounds: int, log: Callable[[str], None]) -> dict:
-    """Decisions per second spread over `tests` Tests (each taught by 20 contextual rewards and
-    fetched at least once before), against decisions for one Test on the same server in
-    interleaved rounds; and each worker's memory once it has served them."""
+    """Decisions per second spread over `tests` Tests (each taught by 20 contextual rewards,
+    fetched at least once, then decided for by every worker), against decisions for one Test on
+    the same server in interleaved rounds; and each worker's memory once it has served them."""
     with Scout() as scout:
         ids_file = scout.data_dir / "test-ids.txt"
         env = {**scout.env(), "DJANGO_SETTINGS_MODULE": "project.settings"}
@@ -157,7 +157,9 @@ def many_tests(*, tests: int, seconds: float, rounds: int, log: Callable[[str], 
                 body = {"cb_model_id": test_id, "context": {"device": "mobile", "plan": "a"}}
                 client.post("/api/fetch_recommended_variant", json=body).raise_for_status()
         one = ids[0]
-        serving.run_wrk(scout, str(ids_file), "spread", 32, seconds)  # warm every worker
+        # Warm every worker: about four decisions per Test and worker at this machine's rate,
+        # so that the rounds measure Tests every worker has seen, not first loads.
+        serving.run_wrk(scout, str(ids_file), "spread", 32, max(seconds, tests // 250))
         rates: dict[str, list[float]] = {"one": [], "spread": []}
         p99: dict[str, list[float]] = {"one": [], "spread": []}
         for round_index in range(rounds):
