@@ -257,6 +257,9 @@ def test_metrics_token_is_required_when_set(backends, tmp_path):
             assert refused.status_code == 401
             assert refused.headers["www-authenticate"].startswith("Bearer")
             assert "SCOUT_METRICS_TOKEN" in refused.json()["detail"]
+        # The refused requests are counted by whichever worker answered them, which writes its
+        # metrics within WRITE_INTERVAL_SECONDS.
+        time.sleep(2 * WRITE_INTERVAL_SECONDS)
         allowed = httpx.get(f"{scout.url}/metrics", headers={"Authorization": f"Bearer {token}"})
         assert allowed.status_code == 200
         assert "http_requests_total" in allowed.text
