@@ -72,6 +72,21 @@ def test_a_decision_is_stored_counted_and_replayed(in_process):
     assert analysis == {"p:1:1": 1.0, "p:1:2": 1.0}
 
 
+def test_every_trail_bucket_expires_after_the_trail_window(in_process):
+    """Its expiry is set when a bucket is born (a variant's first decision or reward in it),
+    so that a bucket written only by later requests still goes away."""
+    test_id = new_test()
+    window = TTL["trail_window_seconds"] + TTL["trail_granularity_seconds"]
+    decide(test_id, "visit-1", variant=1)
+    decide(test_id, "visit-2", variant=0)
+    rewards.record_rewards(test_id, [reward("visit-1", None, 1.0)], guard=None, **TTL)
+    rewards.record_rewards(test_id, [reward("visit-2", None, 0.0)], guard=None, **TTL)
+    trail_keys = in_process.keys(keys.tag(test_id) + ":t[pu]:*")
+    assert 2 <= len(trail_keys) <= 4  # a bucket of each kind, or two across a bucket's end
+    for trail_key in trail_keys:
+        assert window - 5 <= in_process.ttl(trail_key) <= window
+
+
 def test_a_rollout_wins_over_the_sampled_variant(in_process):
     test_id = new_test()
     lifecycle.set_rollout(test_id, 2)
@@ -133,14 +148,18 @@ def test_rewards_add_exact_sufficient_statistics(in_process):
         "s:0": 1.0,
         "q:0": 1.0,
         "nb": 2.0,  # 2.0 and 0.5 are not 0/1 rewards
-        "c:1:1": 1.0,
-        "b:1:1": 2.0,
-        "A:1:1:1": 1.0,
+        "n:1:1": 1.0,  # red is a category: counted, and its rewards summed
+        "y:1:1": 2.0,
         "c:1:2": 40.0,
         "b:1:2": 65.0,  # 30 * 2.0 + 10 * 0.5
         "A:1:2:2": 1000.0,  # 30^2 + 10^2
         "A:1:1:2": 30.0,
     }
+    # The policy reads them back as the regression's sums: bias, red, age for variant 1.
+    stats = learned.load_learned(test_id, [0, 1]).stats
+    assert stats.xtx is not None and stats.xty is not None
+    assert stats.xtx[1].tolist() == [[2, 1, 40], [1, 1, 30], [40, 30, 1000]]
+    assert stats.xty[1].tolist() == [2.5, 2, 65]
     # The stored context is spent: a second reward for the request is a duplicate.
     assert stored(in_process, test_id, "visit-1") == "1|r"
     again = rewards.record_rewards(test_id, [reward("visit-1", None, 2.0)], guard=None, **TTL)
@@ -192,11 +211,11 @@ def test_a_reward_finds_its_decision_in_the_same_round_trip(in_process):
     # Variant 0: served-2 (red, age 30), gone-3 (age 5), earlier (no features); variant 1:
     # own-context with its own age 7 and a reward of 0.
     assert learn["u:0"] == 3.0 and learn["u:1"] == 1.0
-    assert learn["c:0:1"] == 1.0  # red, once
+    assert learn["n:0:1"] == 1.0  # red, once
     assert learn["c:0:2"] == 35.0  # age 30 + 5
     assert learn["b:0:2"] == 35.0
-    assert learn["c:1:2"] == 7.0 and learn["b:1:2"] == 0.0
-    assert "c:1:1" not in learn  # own-context's stored red was not used
+    assert learn["c:1:2"] == 7.0 and "b:1:2" not in learn  # a reward of 0 adds nothing
+    assert "n:1:1" not in learn  # own-context's stored red was not used
     trail = reads.trails(test_id, window_seconds=3600, granularity_seconds=60)[1]
     assert trail[0].counts == {0: 3, 1: 1}
 
@@ -222,6 +241,28 @@ def test_the_policy_reads_the_sums_back_as_arrays(in_process):
     assert learned.learned_version(test_id) == "1"
     # Every decision tells the reward count, so a worker knows when its snapshot is behind.
     assert decide(test_id, "visit-2").learned_version == "1"
+
+
+def test_sums_of_the_earlier_layout_add_up_with_the_new_one(in_process):
+    """An earlier Scout kept a category's sums as any number's (c, b, A and the analysis' u
+    and s); rewards counted since add to them, and every reader sees the total."""
+    test_id = new_test()
+    decide(test_id, "visit-1", variant=1, features={'["colour","red"]': 1.0, '["age"]': 3.0})
+    in_process.hset(keys.vocab(test_id), '["colour","red"]', 1)
+    # Two earlier rewards of variant 1, both red at age 2, rewards 1 and 0.
+    earlier_learn = {"u": 2, "u:1": 2, "s:1": 1, "q:1": 1, "c:1:1": 2, "b:1:1": 1, "A:1:1:1": 2}
+    earlier_learn |= {"c:1:2": 4, "b:1:2": 2, "A:1:2:2": 8, "A:1:1:2": 4}
+    in_process.hset(keys.learn(test_id), mapping=earlier_learn)
+    in_process.hset(keys.analysis(test_id), mapping={"u:1:1": 2, "s:1:1": 1, "u:1:2": 2})
+    in_process.hset(keys.analysis(test_id), mapping={"s:1:2": 1})
+    rewards.record_rewards(test_id, [reward("visit-1", 1, 1.0)], guard=None, **TTL)
+    stats = learned.load_learned(test_id, [0, 1]).stats
+    assert stats.xtx is not None and stats.xty is not None
+    assert stats.xtx[1].tolist() == [[3, 3, 7], [3, 3, 7], [7, 7, 17]]
+    assert stats.xty[1].tolist() == [2, 2, 5]
+    analysis = reads.feature_analysis(test_id)[1]
+    assert (analysis["u:1:1"], analysis["s:1:1"]) == (3, 2)
+    assert (analysis["u:1:2"], analysis["s:1:2"]) == (3, 2)
 
 
 def test_a_full_vocabulary_counts_what_it_ignores(in_process, settings):

@@ -24,7 +24,8 @@ redis.call('HINCRBY', KEYS[2], 'n', 1)
 redis.call('HINCRBY', KEYS[2], 'p:' .. v, 1)
 redis.call('HINCRBY', KEYS[2], kind, 1)
 redis.call('HSET', KEYS[2], 'lp', ARGV[3])
-redis.call('HINCRBY', KEYS[6], v, 1)
+-- A trail bucket is born with a variant's first decision in it: its expiry is set then.
+local first_in_bucket = redis.call('HINCRBY', KEYS[6], v, 1) == 1
 local n_keys = tonumber(ARGV[7])
 local context_keys, markers = {}, {}
 for i = 1, n_keys do
@@ -33,7 +34,7 @@ for i = 1, n_keys do
   markers[2 * i] = 1
 end
 if n_keys > 0 then redis.call('HSET', KEYS[6], unpack(markers)) end
-redis.call('EXPIRE', KEYS[6], ARGV[5])
+if first_in_bucket then redis.call('EXPIRE', KEYS[6], ARGV[5]) end
 local max_features = tonumber(ARGV[6])
 local overflow = 0
 local features = {}

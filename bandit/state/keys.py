@@ -8,15 +8,22 @@ T the tag):
                     `overflow` features ignored because the vocabulary was full.
 - `P:T:learn`       hash of additive sufficient statistics, written only by rewards:
                     `u` rewards, `lu` time of the last reward, per variant `u:<v>` rewards,
-                    `s:<v>` reward sum, `q:<v>` sum of squares, and for contexts `c:<v>:<i>`
-                    (sum of x_i), `b:<v>:<i>` (sum of x_i * reward), `A:<v>:<i>:<j>` (sum of
-                    x_i * x_j, i <= j); `nb` counts rewards other than 0 and 1.
+                    `s:<v>` reward sum, `q:<v>` sum of squares, and for contexts, per feature
+                    index i: a feature at value 1 (every category) is counted in `n:<v>:<i>`
+                    with its reward sum in `y:<v>:<i>`; at any other value it adds to
+                    `c:<v>:<i>` (sum of x_i), `b:<v>:<i>` (sum of x_i * reward) and
+                    `A:<v>:<i>:<i>`; `A:<v>:<i>:<j>` is the sum of x_i * x_j (i < j) at any
+                    value. So the regression's sum of x_i is c + n, of x_i^2 is A(i,i) + n, of
+                    x_i * reward is b + y: two writes for a category instead of five. `nb`
+                    counts rewards other than 0 and 1. A sum is written only when it moves.
 - `P:T:vocab`       hash: feature name -> index (1-based; 0 is the bias), at most
                     SCOUT_MAX_FEATURES entries.
-- `P:T:fa`          hash: per variant and feature index, decisions `p:<v>:<i>`, rewards
-                    `u:<v>:<i>` and reward sums `s:<v>:<i>` (the context feature analysis).
-- `P:T:c:<request>` string `<variant>|<context JSON>` for the context TTL, or `<variant>|r`
-                    once its reward was counted (a later reward is a duplicate).
+- `P:T:fa`          hash: per variant and feature index, decisions `p:<v>:<i>`; rewards
+                    `u:<v>:<i>` and reward sums `s:<v>:<i>` of a feature at a value other than 1
+                    (those at 1 are learn's `n` and `y`): the context feature analysis.
+- `P:T:c:<request>` string `<variant>|<index>:<value>,...|<context keys as JSON>` (the
+                    decision's features by vocabulary index) for the context TTL, or
+                    `<variant>|r` once its reward was counted (a later reward is a duplicate).
 - `P:T:tp:<bucket>` and `P:T:tu:<bucket>`: the prediction and reward trails, one hash per time
                     bucket, expiring after the Test's trail window.
 

@@ -57,7 +57,7 @@ def load_learned(test_id: str, variant_ids: list[int]) -> Learned:
             stats.reward_sum[row] = value
         elif kind == "q":
             stats.reward_sq_sum[row] = value
-        elif kind in ("c", "b"):
+        elif kind in ("c", "b", "n", "y"):
             vectors.append((kind, row, int(parts[1]), value))
             dims = max(dims, int(parts[1]) + 1)
         elif kind == "A":
@@ -69,13 +69,18 @@ def load_learned(test_id: str, variant_ids: list[int]) -> Learned:
         xty = np.zeros((count, dims))
         xtx[:, 0, 0] = stats.updates
         xty[:, 0] = stats.reward_sum
-        for kind, row, i, value in vectors:
-            if kind == "c":
-                xtx[row, 0, i] = xtx[row, i, 0] = value
-            else:
-                xty[row, i] = value
         for row, i, j, value in pairs:
             xtx[row, i, j] = xtx[row, j, i] = value
+        # A feature's rewards at value 1 are counted (n) and summed (y) only (see keys):
+        # each adds 1 to its sum of x and of x * x, and its reward to its sum of x * reward.
+        for kind, row, i, value in vectors:
+            if kind in ("c", "n"):
+                xtx[row, 0, i] += value
+                xtx[row, i, 0] = xtx[row, 0, i]
+                if kind == "n":
+                    xtx[row, i, i] += value
+            else:
+                xty[row, i] += value
         stats.xtx, stats.xty = xtx, xty
     stats.feature_index = {
         key.decode(): int(value) for key, value in raw_vocab.items() if int(value) < dims

@@ -122,12 +122,19 @@ def trails(
 
 @guarded
 def feature_analysis(test_id: str) -> tuple[dict[str, int], dict[str, float]]:
-    """The vocabulary (name -> index) and the per variant, per feature counters."""
+    """The vocabulary (name -> index) and the per variant, per feature counters: decisions
+    `p:<v>:<i>`, rewards `u:<v>:<i>` and reward sums `s:<v>:<i>`, whatever the feature's value
+    (rewards of a feature at value 1 are kept among the learned statistics, see keys)."""
     pipe = connection().pipeline(transaction=False)
     pipe.hgetall(keys.vocab(test_id))
     pipe.hgetall(keys.analysis(test_id))
-    vocab, analysis = pipe.execute()
-    return (
-        {key.decode(): int(value) for key, value in vocab.items()},
-        {key.decode(): float(value) for key, value in analysis.items()},
-    )
+    pipe.hgetall(keys.learn(test_id))
+    vocab, raw_analysis, learn = pipe.execute()
+    analysis = {key.decode(): float(value) for key, value in raw_analysis.items()}
+    for key, value in learn.items():
+        field = key.decode()
+        kind, at = field[:2], field[2:]
+        if kind in ("n:", "y:"):
+            counter = ("u:" if kind == "n:" else "s:") + at
+            analysis[counter] = analysis.get(counter, 0.0) + float(value)
+    return ({key.decode(): int(value) for key, value in vocab.items()}, analysis)

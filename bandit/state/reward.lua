@@ -16,7 +16,7 @@
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
 local now, ttl, trail_ttl = ARGV[1], ARGV[2], ARGV[3]
 local max_features = tonumber(ARGV[4])
--- Sums (HINCRBYFLOAT) and counts (HINCRBY, a third of the cost) per hash; trail markers.
+-- Sums (HINCRBYFLOAT) and counts (HINCRBY) per hash, added up over the batch; trail markers.
 local learn, stats_acc, analysis, trail = {}, {}, {}, {}
 local learn_n, analysis_n, trail_n, markers = {}, {}, {}, {}
 local function add(tbl, field, delta) tbl[field] = (tbl[field] or 0) + delta end
@@ -106,14 +106,23 @@ for entry = 1, tonumber(ARGV[5]) do
     for _, name in ipairs(context_keys) do markers[v .. '|' .. name] = 1 end
     for a = 1, #features do
       local ia, xa = features[a][1], features[a][2]
-      add(learn, 'c:' .. v .. ':' .. ia, xa)
-      add(learn, 'b:' .. v .. ':' .. ia, xa * y)
-      add(analysis_n, 'u:' .. v .. ':' .. ia, 1)
-      add(analysis, 's:' .. v .. ':' .. ia, y)
+      local at = v .. ':' .. ia
+      if xa == 1 then
+        -- Every category, and a number at 1: its count and reward sum stand for its sums
+        -- (x, x * reward, x * x) and for its feature analysis counters, two writes for five.
+        add(learn_n, 'n:' .. at, 1)
+        add(learn, 'y:' .. at, y)
+      else
+        add(learn, 'c:' .. at, xa)
+        add(learn, 'b:' .. at, xa * y)
+        add(learn, 'A:' .. at .. ':' .. ia, xa * xa)
+        add(analysis_n, 'u:' .. at, 1)
+        add(analysis, 's:' .. at, y)
+      end
       for b = 1, #features do
         local ib = features[b][1]
-        if tonumber(ia) <= tonumber(ib) then
-          add(learn, 'A:' .. v .. ':' .. ia .. ':' .. ib, xa * features[b][2])
+        if tonumber(ia) < tonumber(ib) then
+          add(learn, 'A:' .. at .. ':' .. ib, xa * features[b][2])
         end
       end
     end
@@ -121,25 +130,33 @@ for entry = 1, tonumber(ARGV[5]) do
   results[#results + 1] = status
   results[#results + 1] = tonumber(v) or -1
 end
+-- A sum that did not move is not written: a reward of 0 adds nothing to its sums, a feature
+-- at 0 nothing to its products (a field that is not there reads as 0).
+-- Answers whether a count was born (its field is new), so a trail bucket's expiry is set when
+-- the bucket is, not with every reward.
 local function flush(key, sums, counts)
-  for field, delta in pairs(sums) do
-    redis.call('HINCRBYFLOAT', key, field, string.format('%.17g', delta))
+  local born = false
+  for field, delta in pairs(counts) do
+    if redis.call('HINCRBY', key, field, delta) == delta then born = true end
   end
-  for field, delta in pairs(counts) do redis.call('HINCRBY', key, field, delta) end
+  for field, delta in pairs(sums) do
+    if delta ~= 0 then
+      redis.call('HINCRBYFLOAT', key, field, string.format('%.17g', delta))
+    end
+  end
+  return born
 end
 flush(KEYS[2], learn, learn_n)
 flush(KEYS[4], analysis, analysis_n)
-flush(KEYS[5], trail, trail_n)
+local trail_born = flush(KEYS[5], trail, trail_n)
 local marked = {}
 for field in pairs(markers) do
   marked[#marked + 1] = field
   marked[#marked + 1] = 1
 end
 if #marked > 0 then redis.call('HSET', KEYS[5], unpack(marked)) end
-if applied > 0 then
-  redis.call('HSET', KEYS[2], 'lu', now)
-  redis.call('EXPIRE', KEYS[5], trail_ttl)
-end
+if applied > 0 then redis.call('HSET', KEYS[2], 'lu', now) end
+if trail_born then redis.call('EXPIRE', KEYS[5], trail_ttl) end
 for field, delta in pairs(stats_acc) do redis.call('HINCRBY', KEYS[#KEYS], field, delta) end
 results[#results + 1] = stats_acc['overflow'] or 0
 return results
