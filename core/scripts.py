@@ -63,7 +63,7 @@ class LuaScript:
         if guard is not None:
             keys = [guard.key_near(keys[0]), *keys]
             args = [guard.version, *args]
-        client = redis_client.connection()
+        client = redis_client.for_this_thread()
         sha = self._shas[guard is not None]
         # EVALSHA as a plain command: redis-py's Script and evalsha wrappers cost a tenth of
         # a decision's Redis time. The cluster client finds the slot from the keys.
