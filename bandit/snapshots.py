@@ -57,7 +57,7 @@ class Definition:
 
 # A snapshot known to be behind is rebuilt as soon as rebuilding costs no more than this share
 # of a worker's time for that Test.
-REBUILD_SHARE = 0.05
+REBUILD_SHARE = 0.02
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+import numpy as np
 import pytest
 from redis.crc import key_slot
 
@@ -241,6 +242,55 @@ def test_the_policy_reads_the_sums_back_as_arrays(in_process):
     assert learned.learned_version(test_id) == "1"
     # Every decision tells the reward count, so a worker knows when its snapshot is behind.
     assert decide(test_id, "visit-2").learned_version == "1"
+
+
+def test_the_regression_sums_are_those_of_the_rewards_counted(in_process):
+    """Whatever the mix of categories, numbers at 0, at 1 and elsewhere, rewards of 0, 1 and
+    others, one by one or in batches: the policy reads back X^T X and X^T y as computed
+    directly from the decisions' contexts and their rewards."""
+    rng = np.random.default_rng(5)
+    test_id = new_test()
+    rows: dict[int, list[tuple[dict[str, float], float]]] = {0: [], 1: []}
+    pending: list[rewards.Reward] = []
+    for n in range(80):
+        features = {'["colour","red"]': 1.0} if rng.uniform() < 0.5 else {'["colour","blue"]': 1.0}
+        if rng.uniform() < 0.7:
+            features['["age"]'] = float(rng.choice([0.0, 1.0, 2.5, 30.0]))
+        if rng.uniform() < 0.5:
+            features['["score"]'] = float(rng.normal())
+        variant, value = n % 2, float(rng.choice([0.0, 1.0, 0.5, -2.0]))
+        decide(test_id, f"visit-{n}", variant=variant, features=features)
+        rows[variant].append((features, value))
+        pending.append(reward(f"visit-{n}", None, value))
+        if len(pending) == int(rng.integers(1, 6)):  # batches of one to five
+            rewards.record_rewards(test_id, pending, guard=None, **TTL)
+            pending = []
+    rewards.record_rewards(test_id, pending, guard=None, **TTL)
+    vocabulary = reads.feature_analysis(test_id)[0]
+    stats = learned.load_learned(test_id, [0, 1]).stats
+    assert stats.xtx is not None and stats.xty is not None
+    for variant, counted in rows.items():
+        x = np.zeros((len(counted), len(vocabulary) + 1))
+        x[:, 0] = 1.0
+        for row, (features, _) in enumerate(counted):
+            for name, value in features.items():
+                x[row, vocabulary[name]] = value
+        y = np.array([value for _, value in counted])
+        assert np.allclose(stats.xtx[variant], x.T @ x)
+        assert np.allclose(stats.xty[variant], x.T @ y)
+        assert stats.updates[variant] == len(counted)
+        assert np.isclose(stats.reward_sq_sum[variant], y @ y)
+
+
+def test_a_context_whose_rewards_were_all_zero_so_far_is_read_back(in_process):
+    """A reward of 0 writes no sums of rewards: the policy still gets its arrays."""
+    test_id = new_test()
+    decide(test_id, "visit-1", variant=1, features={'["colour","red"]': 1.0})
+    rewards.record_rewards(test_id, [reward("visit-1", None, 0.0)], guard=None, **TTL)
+    stats = learned.load_learned(test_id, [0, 1]).stats
+    assert stats.xtx is not None and stats.xty is not None
+    assert stats.xtx[1].tolist() == [[1, 1], [1, 1]]
+    assert stats.xty.tolist() == [[0, 0], [0, 0]]
 
 
 def test_sums_of_the_earlier_layout_add_up_with_the_new_one(in_process):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import cast
 
@@ -27,6 +28,26 @@ def learned_version(test_id: str) -> str | None:
     return value.decode() if value is not None else None
 
 
+# The learn hash's fields that the policy reads (see keys), by kind: per variant its rewards,
+# reward sum and sum of squares; per variant and feature the sums of the regression.
+_KINDS = ("u", "s", "q", "c", "b", "n", "y", "A")
+U, S, Q, C, B, N, Y, A = range(len(_KINDS))
+_CODE = {kind: code for code, kind in enumerate(_KINDS)}
+
+
+@functools.lru_cache(maxsize=16_384)
+def _field(name: bytes) -> tuple[int, int, int, int] | None:
+    """A learn field's kind (its code), variant and feature indexes (0 where it has none), or
+    None for one the policy does not read. Parsed once per name: the same names come back at
+    every rebuild and for every Test (a name holds no Test id), and a rebuild is on a
+    decision's path."""
+    kind, _, rest = name.decode().partition(":")
+    if not rest or kind not in _CODE:
+        return None
+    numbers = [int(part) for part in rest.split(":")] + [0, 0]
+    return _CODE[kind], numbers[0], numbers[1], numbers[2]
+
+
 @guarded
 def load_learned(test_id: str, variant_ids: list[int]) -> Learned:
     """Read a Test's sufficient statistics into arrays for the policy, and its rollout (one
@@ -36,52 +57,9 @@ def load_learned(test_id: str, variant_ids: list[int]) -> Learned:
     pipe.hgetall(keys.vocab(test_id))
     pipe.hget(keys.meta(test_id), "rollout")
     raw_learn, raw_vocab, rollout = pipe.execute()
-    learn = {key.decode(): float(value) for key, value in raw_learn.items()}
-    position = {variant: i for i, variant in enumerate(variant_ids)}
     stats = LearnedStats.empty(variant_ids)
-    stats.non_binary_rewards = int(learn.get("nb", 0))
-    pairs: list[tuple[int, int, int, float]] = []
-    vectors: list[tuple[str, int, int, float]] = []
-    dims = 1
-    for field, value in learn.items():
-        kind, _, rest = field.partition(":")
-        if not rest:
-            continue
-        parts = rest.split(":")
-        row = position.get(int(parts[0]))
-        if row is None:
-            continue
-        if kind == "u":
-            stats.updates[row] = value
-        elif kind == "s":
-            stats.reward_sum[row] = value
-        elif kind == "q":
-            stats.reward_sq_sum[row] = value
-        elif kind in ("c", "b", "n", "y"):
-            vectors.append((kind, row, int(parts[1]), value))
-            dims = max(dims, int(parts[1]) + 1)
-        elif kind == "A":
-            pairs.append((row, int(parts[1]), int(parts[2]), value))
-            dims = max(dims, int(parts[2]) + 1)
-    if vectors:
-        count = len(variant_ids)
-        xtx = np.zeros((count, dims, dims))
-        xty = np.zeros((count, dims))
-        xtx[:, 0, 0] = stats.updates
-        xty[:, 0] = stats.reward_sum
-        for row, i, j, value in pairs:
-            xtx[row, i, j] = xtx[row, j, i] = value
-        # A feature's rewards at value 1 are counted (n) and summed (y) only (see keys):
-        # each adds 1 to its sum of x and of x * x, and its reward to its sum of x * reward.
-        for kind, row, i, value in vectors:
-            if kind in ("c", "n"):
-                xtx[row, 0, i] += value
-                xtx[row, i, 0] = xtx[row, 0, i]
-                if kind == "n":
-                    xtx[row, i, i] += value
-            else:
-                xty[row, i] += value
-        stats.xtx, stats.xty = xtx, xty
+    stats.non_binary_rewards = int(float(raw_learn.get(b"nb", 0)))
+    dims = _fill(stats, raw_learn)
     stats.feature_index = {
         key.decode(): int(value) for key, value in raw_vocab.items() if int(value) < dims
     }
@@ -91,3 +69,75 @@ def load_learned(test_id: str, variant_ids: list[int]) -> Learned:
         version.decode() if version is not None else None,
         int(rollout) if rollout is not None else None,
     )
+
+
+def _fill(stats: LearnedStats, raw_learn: dict[bytes, bytes]) -> int:
+    """Put the learn hash's sums into `stats` (with X^T X and X^T y when a context was learned
+    from); answer the regression's dimension (1: the bias alone). Vectorised: a Test of many
+    variants and features holds thousands of fields."""
+    parsed, values = [], []
+    for name, value in raw_learn.items():
+        field = _field(name)
+        if field is not None:
+            parsed.append(field)
+            values.append(value)
+    if not parsed:
+        return 1
+    table = np.array(parsed, dtype=np.int64)
+    amounts = np.array(values, dtype=float)
+    # Each field's row among the Test's variants; fields of variants it no longer has are left.
+    ids = np.array(stats.variant_ids, dtype=np.int64)
+    order = np.argsort(ids)
+    at = np.minimum(np.searchsorted(ids[order], table[:, 1]), len(ids) - 1)
+    known = ids[order][at] == table[:, 1]
+    kind, row = table[known, 0], order[at[known]]
+    i, j, amounts = table[known, 2], table[known, 3], amounts[known]
+    for code, target in ((U, stats.updates), (S, stats.reward_sum), (Q, stats.reward_sq_sum)):
+        chosen = kind == code
+        target[row[chosen]] = amounts[chosen]
+    regression = kind >= C
+    if not (regression & (kind != A)).any():
+        return 1
+    dims = int(max(i[regression].max(), j[regression].max())) + 1
+    stats.xtx, stats.xty = _regression_sums(stats, kind, row, i, j, amounts, dims)
+    return dims
+
+
+def _regression_sums(
+    stats: LearnedStats,
+    kind: np.ndarray,
+    row: np.ndarray,
+    i: np.ndarray,
+    j: np.ndarray,
+    amounts: np.ndarray,
+    dims: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """X^T X and X^T y per variant over [bias, features], each cell the sum of the fields that
+    add to it. A feature's rewards at value 1 are only counted (n) and summed (y), see keys:
+    each adds 1 to its sums of x and of x * x, and its reward to its sum of x * reward."""
+    count = len(stats.variant_ids)
+    bias = np.zeros_like(i)
+    cells, weights = [], []
+
+    def add(chosen: np.ndarray, first: np.ndarray, second: np.ndarray) -> None:
+        cells.append((row[chosen] * dims + first[chosen]) * dims + second[chosen])
+        weights.append(amounts[chosen])
+
+    pair, mirrored, sums, counted = kind == A, (kind == A) & (i != j), kind == C, kind == N
+    add(pair, i, j)
+    add(mirrored, j, i)
+    for chosen in (sums | counted,):
+        add(chosen, bias, i)
+        add(chosen, i, bias)
+    add(counted, i, i)
+    # (bincount answers integers when it is given no cells at all: hence the float.)
+    xtx = np.bincount(
+        np.concatenate(cells), np.concatenate(weights), minlength=count * dims * dims
+    ).astype(float)
+    xtx = xtx.reshape(count, dims, dims)
+    xtx[:, 0, 0] += stats.updates
+    product = (kind == B) | (kind == Y)
+    xty = np.bincount(row[product] * dims + i[product], amounts[product], minlength=count * dims)
+    xty = xty.astype(float).reshape(count, dims)
+    xty[:, 0] += stats.reward_sum
+    return xtx, xty
