@@ -9,18 +9,21 @@ import pytest
 
 from tests.conftest import details, fetch, reward
 
+# What the contract says a decision answers, no more and no less.
+DECISION_FIELDS = {
+    "cb_model_id",
+    "variant_id",
+    "variant_label",
+    "recommended_variant",
+    "request_id",
+    "is_global_rollout",
+}
+
 
 def test_a_decision_answers_the_contract_fields(api, make_test):
     test_id = make_test(variants={"0": "Blue", "1": "Green"})["cb_model_id"]
     body = fetch(api, test_id, context={"device": "mobile"}, request_id="visit-1")
-    assert set(body) == {
-        "cb_model_id",
-        "variant_id",
-        "variant_label",
-        "recommended_variant",
-        "request_id",
-        "is_global_rollout",
-    }
+    assert set(body) == DECISION_FIELDS
     assert body["cb_model_id"] == test_id
     assert body["request_id"] == "visit-1"
     assert body["is_global_rollout"] is False
@@ -172,14 +175,7 @@ def test_both_serving_paths_answer_alike(api, make_test, content_type):
     assert decided.headers["x-content-type-options"] == "nosniff"
     assert decided.headers["x-frame-options"] == "DENY"
     assert decided.headers["allow"] == "POST, OPTIONS"
-    assert set(decided.json()) == {
-        "cb_model_id",
-        "variant_id",
-        "variant_label",
-        "recommended_variant",
-        "request_id",
-        "is_global_rollout",
-    }
+    assert set(decided.json()) == DECISION_FIELDS
     rewarded = api.post(
         f"/api/update_model/{test_id}",
         content='{"updates": [{"request_id": "path-1", "reward": 1}]}',
