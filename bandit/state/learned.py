@@ -123,12 +123,12 @@ def _regression_sums(
         cells.append((row[chosen] * dims + first[chosen]) * dims + second[chosen])
         weights.append(amounts[chosen])
 
-    pair, mirrored, sums, counted = kind == A, (kind == A) & (i != j), kind == C, kind == N
+    pair, counted = kind == A, kind == N
     add(pair, i, j)
-    add(mirrored, j, i)
-    for chosen in (sums | counted,):
-        add(chosen, bias, i)
-        add(chosen, i, bias)
+    add(pair & (i != j), j, i)  # X^T X is symmetric
+    summed = (kind == C) | counted  # both add to the sum of x
+    add(summed, bias, i)
+    add(summed, i, bias)
     add(counted, i, i)
     # (bincount answers integers when it is given no cells at all: hence the float.)
     xtx = np.bincount(
