@@ -314,14 +314,31 @@ class CreateTestRequest(TestSettingsFields):
     sampling = serializers.ChoiceField(
         choices=policy.SAMPLING_RULES,
         required=False,
-        default=policy.OPTIMISTIC,
+        default=policy.FOCUSED,
         help_text=(
-            "How a decision's posterior draws are used: `optimistic` (the default) takes each "
-            "variant's draw or its posterior mean, whichever is higher; `standard` is textbook "
-            "Thompson sampling."
+            "How a decision's posterior draws are used: `optimistic` takes each variant's draw "
+            "or its posterior mean, whichever is higher; `focused` (the default) is "
+            "`optimistic` with up to three variants and, with more, lets each variant's draw "
+            "count with probability 3/k and its posterior mean otherwise; `standard` is "
+            "textbook Thompson sampling."
         ),
         error_messages={
-            "invalid_choice": "sampling must be one of optimistic, standard; got {input!r}."
+            "invalid_choice": (
+                f"sampling must be one of {', '.join(policy.SAMPLING_RULES)}; got {{input!r}}."
+            )
+        },
+    )
+    prior = serializers.ChoiceField(
+        choices=policy.PRIORS,
+        required=False,
+        default=policy.POOLED,
+        help_text=(
+            "The prior of a 0/1 reward's rate: `pooled` (the default) is centred on the rate of "
+            "all the Test's variants together and as flat as a Beta prior with that mean can "
+            "be; `flat` is Beta(1, 1). Real-valued rewards and contexts are not affected."
+        ),
+        error_messages={
+            "invalid_choice": f"prior must be one of {', '.join(policy.PRIORS)}; got {{input!r}}."
         },
     )
 
@@ -378,6 +395,7 @@ class TestDetails(TestSummary):
     trail_bucket_granularity_seconds = serializers.IntegerField()
     minimum_update_requests_for_stats = serializers.IntegerField()
     sampling = serializers.ChoiceField(choices=policy.SAMPLING_RULES)
+    prior = serializers.ChoiceField(choices=policy.PRIORS)
     performance_summary = serializers.DictField(child=VariantPerformance())
     prediction_trail = PredictionTrailEntry(many=True)
     update_trail = UpdateTrailEntry(many=True)

@@ -107,6 +107,7 @@ class CreateTestView(ApiView):
             variants=body["variants"],
             test_settings=body["test_settings"],
             sampling=body["sampling"],
+            prior=body["prior"],
             actor=self.actor(request),
         )
         return Response(

@@ -48,7 +48,7 @@ def _marginal_posterior(test_id: str) -> policy.Posterior:
     if snapshot is None:
         raise NotFound(f"Test {test_id} not found.")
     stats = dataclasses.replace(snapshot.stats, feature_index={}, xtx=None, xty=None)
-    return policy.build_posterior(stats)
+    return policy.build_posterior(stats, snapshot.definition.prior)
 
 
 def _intervals(test_id: str, variant_ids: list[int]) -> dict[int, dict[str, float]]:
@@ -171,6 +171,7 @@ def dashboard(test_id: str) -> dict[str, Any]:
         "total_updates": details["total_updates"],
         "minimum_update_requests": details["minimum_update_requests_for_stats"],
         "sampling": details["sampling"],
+        "prior": details["prior"],
         "learning": details["total_updates"] >= details["minimum_update_requests_for_stats"],
         "trail_time_window_minutes": details["trail_time_window_minutes"],
         "trail_bucket_granularity_seconds": details["trail_bucket_granularity_seconds"],

@@ -23,8 +23,10 @@ class Test(models.Model):
     trail_time_window_minutes = models.PositiveIntegerField()
     trail_bucket_granularity_seconds = models.PositiveIntegerField()
     minimum_update_requests = models.PositiveIntegerField()
-    # How a decision's draws are used (bandit.policy.OPTIMISTIC or STANDARD).
-    sampling = models.CharField(max_length=16, default="optimistic")
+    # How a decision's draws are used (bandit.policy.SAMPLING_RULES).
+    sampling = models.CharField(max_length=16, default="focused")
+    # The prior of a 0/1 reward's rate (bandit.policy.PRIORS).
+    prior = models.CharField(max_length=16, default="pooled")
     # The variant id every visitor gets while a global rollout is in force.
     global_variant_rollout = models.PositiveIntegerField(null=True, blank=True)
 

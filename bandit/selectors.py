@@ -87,6 +87,7 @@ def details(test_id: str) -> dict[str, Any]:
         "trail_bucket_granularity_seconds": test.trail_bucket_granularity_seconds,
         "minimum_update_requests_for_stats": test.minimum_update_requests,
         "sampling": test.sampling,
+        "prior": test.prior,
         "performance_summary": performance,
         "prediction_trail": [
             {

@@ -50,7 +50,8 @@ def create_test(
     name: str,
     variants: Mapping[int, Label],
     test_settings: TestSettings,
-    sampling: str = policy.OPTIMISTIC,
+    sampling: str = policy.FOCUSED,
+    prior: str = policy.POOLED,
     actor: audit.Actor | None = None,
 ) -> Test:
     """Create a Test in the database and mark it in Redis. Either both happen or neither."""
@@ -64,6 +65,7 @@ def create_test(
             trail_bucket_granularity_seconds=chosen.trail_bucket_granularity_seconds,
             minimum_update_requests=chosen.minimum_update_requests,
             sampling=sampling,
+            prior=prior,
         )
         audit.record(actor, "test_created", str(test.id), name=test.name)
         # Inside the transaction: if Redis is down, the Test is not created at all.

@@ -36,6 +36,7 @@ class Definition:
     labels: dict[int, str | int]
     minimum_update_requests: int
     sampling: str
+    prior: str
     trail_window_seconds: int
     trail_granularity_seconds: int
     metric_labels: dict[int, str]  # each variant's `variant` label in the metrics
@@ -50,6 +51,7 @@ class Definition:
             labels={int(key): label for key, label in test.variants.items()},
             minimum_update_requests=test.minimum_update_requests,
             sampling=test.sampling,
+            prior=test.prior,
             trail_window_seconds=test.trail_time_window_minutes * 60,
             trail_granularity_seconds=test.trail_bucket_granularity_seconds,
         )
@@ -89,7 +91,7 @@ _lock = threading.Lock()  # guards the refresh bookkeeping only, never a fetch
 def _build(definition: Definition) -> Snapshot:
     started = time.monotonic()
     loaded = learned.load_learned(definition.id, definition.variant_ids)
-    posterior = policy.build_posterior(loaded.stats)
+    posterior = policy.build_posterior(loaded.stats, definition.prior)
     now = time.monotonic()
     return Snapshot(
         definition,
@@ -108,7 +110,12 @@ def _knowing_nothing(test: Test) -> Snapshot:
     definition = Definition.of(test)
     stats = policy.LearnedStats.empty(definition.variant_ids)
     return Snapshot(
-        definition, stats, policy.build_posterior(stats), None, test.global_variant_rollout, 0.0
+        definition,
+        stats,
+        policy.build_posterior(stats, definition.prior),
+        None,
+        test.global_variant_rollout,
+        0.0,
     )
 
 

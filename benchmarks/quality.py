@@ -228,10 +228,15 @@ class ScoutAgent(Agent):
     name = "Scout (Thompson)"
 
     def __init__(
-        self, env: Environment, rng: np.random.Generator, sampling: str = policy.OPTIMISTIC
+        self,
+        env: Environment,
+        rng: np.random.Generator,
+        sampling: str = policy.FOCUSED,
+        prior: str = policy.POOLED,
     ) -> None:
         self.rng = rng
         self.sampling = sampling
+        self.prior = prior
         self.arms = env.arms
         self.vocab: dict[str, int] = {}
         dims = MAX_FEATURES + 1
@@ -266,7 +271,7 @@ class ScoutAgent(Agent):
             stats.xty = self.xty[:, :dims].copy()
             stats.feature_index = dict(self.vocab)
         self.stats = stats
-        self.posterior = policy.build_posterior(stats)
+        self.posterior = policy.build_posterior(stats, self.prior)
 
     def decide(self, contexts: Sequence[Context], t: int) -> list[int]:
         uniform = self.stats.total_updates < MIN_UPDATE_REQUESTS
@@ -420,7 +425,7 @@ class OracleAgent(Agent):
 def make_agents(env: Environment, seed: int) -> list[Agent]:
     from mabwiser.mab import LearningPolicy
 
-    standard = ScoutAgent(env, np.random.default_rng(seed + 4000), policy.STANDARD)
+    standard = ScoutAgent(env, np.random.default_rng(seed + 4000), policy.STANDARD, policy.FLAT)
     standard.name = "Thompson sampling in process"
     agents: list[Agent] = [
         ScoutAgent(env, np.random.default_rng(seed + 4000)),

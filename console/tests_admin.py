@@ -70,14 +70,31 @@ class TestCreateForm(forms.ModelForm):
     sampling = forms.ChoiceField(
         label="Sampling",
         choices=[
-            (policy.OPTIMISTIC, "Optimistic (recommended)"),
+            (policy.FOCUSED, "Focused (recommended)"),
+            (policy.OPTIMISTIC, "Optimistic"),
             (policy.STANDARD, "Standard Thompson sampling"),
         ],
-        initial=policy.OPTIMISTIC,
+        initial=policy.FOCUSED,
         widget=UnfoldAdminSelectWidget,
         help_text=(
             "Optimistic never samples a variant below its estimate: it explores what is "
-            "uncertain and spends less on bad luck. Standard is the textbook rule."
+            "uncertain and spends less on bad luck. Focused is optimistic, and with more than "
+            "three variants lets about three of them compete by their draws in each decision, "
+            "the rest by their estimates. Standard is the textbook rule."
+        ),
+    )
+    prior = forms.ChoiceField(
+        label="Prior of a rate",
+        choices=[
+            (policy.POOLED, "Pooled (recommended)"),
+            (policy.FLAT, "Flat, Beta(1, 1)"),
+        ],
+        initial=policy.POOLED,
+        widget=UnfoldAdminSelectWidget,
+        help_text=(
+            "For 0/1 rewards. Pooled starts each variant's estimate at the rate of the whole "
+            "Test, which spares exploring many variants whose rates are low; flat starts every "
+            "variant at 50%."
         ),
     )
 
@@ -179,6 +196,7 @@ class TestAdmin(ModelAdmin):
                     "trail_bucket_granularity_seconds",
                     "minimum_update_requests",
                     "sampling",
+                    "prior",
                 )
             },
         ),
@@ -244,6 +262,7 @@ class TestAdmin(ModelAdmin):
             variants=form.cleaned_data["variant_labels"],
             test_settings=form.cleaned_data["test_settings"],
             sampling=form.cleaned_data["sampling"],
+            prior=form.cleaned_data["prior"],
             actor=actor_of(request),
         )
         for field in Test._meta.concrete_fields:

@@ -240,8 +240,10 @@ def test_create_a_test_and_watch_its_dashboard(tab: Console, api: httpx.Client) 
     page.fill("input[name=trail_time_window_minutes]", "10")
     page.fill("input[name=trail_bucket_granularity_seconds]", "10")
     page.fill("input[name=minimum_update_requests]", "5")
-    assert page.locator("select[name=sampling]").input_value() == "optimistic"  # the default
+    assert page.locator("select[name=sampling]").input_value() == "focused"  # the default
     page.select_option("select[name=sampling]", "standard")
+    assert page.locator("select[name=prior]").input_value() == "pooled"
+    page.select_option("select[name=prior]", "flat")
     tab.shot("test-add")
     page.click("button[name=_save]")
     page.wait_for_url(re.compile(r".*/admin/bandit/test/[0-9a-f-]{36}/change/$"))
@@ -255,6 +257,7 @@ def test_create_a_test_and_watch_its_dashboard(tab: Console, api: httpx.Client) 
     assert created["trail_bucket_granularity_seconds"] == 10
     assert created["minimum_update_requests_for_stats"] == 5
     assert created["sampling"] == "standard"
+    assert created["prior"] == "flat"
     assert page.locator("[data-field=total_predictions]").inner_text() == "0"
 
     # Traffic through the API; the open dashboard picks it up by itself.

@@ -78,7 +78,8 @@ def test_a_new_test_comes_out_typed_with_the_defaults_filled_in():
     assert body["name"] == "Checkout"
     assert body["variants"] == {1: 2, 0: "a"}
     assert body["test_settings"].minimum_update_requests == 50  # SCOUT_MIN_UPDATE_REQUESTS
-    assert body["sampling"] == "optimistic"
+    assert body["sampling"] == "focused"
+    assert body["prior"] == "pooled"
     assert body["test_settings"].trail_time_window_minutes == 60
 
 

@@ -20,6 +20,7 @@ DETAIL_FIELDS = {
     "total_updates",
     "minimum_update_requests_for_stats",
     "sampling",
+    "prior",
     "performance_summary",
     "prediction_trail",
     "update_trail",
@@ -83,7 +84,8 @@ def test_details_of_a_new_test_have_every_field_in_its_empty_form(api, make_test
     assert set(body) >= DETAIL_FIELDS
     assert body["variants"] == {"0": "A", "5": "B"}
     assert body["minimum_update_requests_for_stats"] == 50
-    assert body["sampling"] == "optimistic"
+    assert body["sampling"] == "focused"
+    assert body["prior"] == "pooled"
     assert body["prediction_trail"] == [] and body["update_trail"] == []
     assert body["context_feature_analysis"] == {}
     assert set(body["performance_summary"]) == {"0", "5"}
@@ -159,6 +161,8 @@ BAD_CREATES = [
     ({"name": "t", "variants": {"0": "a", "1": ["b"]}}, "string or an integer"),
     ({"name": "t", "variants": {"0": "a", "1": "b"}, "sampling": "greedy"}, "sampling"),
     ({"name": "t", "variants": {"0": "a", "1": "b"}, "sampling": 1}, "sampling"),
+    ({"name": "t", "variants": {"0": "a", "1": "b"}, "prior": "jeffreys"}, "prior must be one of"),
+    ({"name": "t", "variants": {"0": "a", "1": "b"}, "prior": None}, "prior"),
     ({"name": "t", "variants": {"0": "a", "1": True}}, "string or an integer"),
     ({"name": "t", "variants": {"0": "a", "1": None}}, "string or an integer"),
     ({"name": "t", "variants": {"0": "a", "1": 1.5}}, "string or an integer"),

@@ -41,7 +41,7 @@ def test_feature_vector_has_a_bias_and_ignores_unknown_features():
 
 def test_beta_bernoulli_matches_the_conjugate_update():
     stats = stats_from([[1, 0, 1, 1], [0, 0]])
-    posterior = policy.build_posterior(stats)
+    posterior = policy.build_posterior(stats)  # two variants: the pooled prior is Beta(1, 1)
     assert isinstance(posterior, policy.BetaBernoulli)
     np.testing.assert_allclose(posterior.alpha, [1 + 3, 1 + 0])
     np.testing.assert_allclose(posterior.beta, [1 + 1, 1 + 2])
@@ -207,3 +207,80 @@ def test_an_unlucky_variant_keeps_being_tried_by_both_rules():
         ]
         share = np.mean([c.index == 1 for c in picks])
         assert 0.02 < share < 0.2, (sampling, share)  # P(Beta(1, 7) > Beta(31, 71)) ~ 0.1
+
+
+def test_the_pooled_prior_is_flat_for_few_variants_and_moves_to_the_pooled_rate_with_more():
+    three = stats_from([[1, 0, 0, 0]] * 3)
+    assert policy.pooled_beta_prior(three) == (1.0, 1.0)
+    # Six variants, 2 clicks in 58 visits: pooled rate (2 + 1) / (58 + 2) = 0.05, weight 1 - 3/6.
+    six = stats_from([[1] + [0] * 9] * 2 + [[0] * 10] * 3 + [[0] * 8])
+    a, b = policy.pooled_beta_prior(six)
+    assert a == pytest.approx(1.0)
+    assert b == pytest.approx(1.0 + 0.5 * (0.95 / 0.05 - 1.0))
+    posterior = policy.build_posterior(six)
+    assert isinstance(posterior, policy.BetaBernoulli)
+    np.testing.assert_allclose(posterior.mean({}), (1 + six.reward_sum) / (1 + b + six.updates))
+    flat = policy.build_posterior(six, policy.FLAT)
+    np.testing.assert_allclose(flat.alpha, 1 + six.reward_sum)
+    np.testing.assert_allclose(flat.beta, 1 + six.updates - six.reward_sum)
+    # Rates above one half: the mirror image. 53 of 59 pooled: (53 + 1) / (59 + 2) = 54 / 61.
+    high = stats_from([[1] * 9 + [0]] * 5 + [[1] * 8 + [0]])
+    a, b = policy.pooled_beta_prior(high)
+    assert a == pytest.approx(1.0 + 0.5 * ((54 / 61) / (7 / 61) - 1.0))
+    assert b == pytest.approx(1.0)
+    # Fifty variants: 94% of the way to Beta(1, (1 - m) / m).
+    fifty = stats_from([[0] * 19 + [1]] * 50)
+    rate = 51 / 1002
+    assert policy.pooled_beta_prior(fifty)[1] == pytest.approx(1 + 0.94 * ((1 - rate) / rate - 1))
+
+
+class FixedPosterior(policy.Posterior):
+    """Draws and means given outright: which of them counts is all that is left to chance."""
+
+    def __init__(self, draws: np.ndarray, means: np.ndarray) -> None:
+        self.draws, self.means = draws, means
+
+    def sample_and_mean(self, x, rng):
+        return self.draws.copy(), self.means.copy()
+
+
+@pytest.mark.parametrize("variants", [4, 10, 50])
+def test_focused_sampling_lets_each_variant_draw_with_probability_three_in_k(variants):
+    # Variant 0 has the best draw and the worst mean: it wins exactly when its draw counts.
+    means = np.full(variants, 0.5)
+    means[0] = 0.0
+    draws = means.copy()
+    draws[0] = 1.0
+    rng = np.random.default_rng(variants)
+    trials = 20000
+    wins = sum(
+        policy.choose(
+            FixedPosterior(draws, means),
+            {},
+            rng,
+            uniform=False,
+            variants=variants,
+            sampling=policy.FOCUSED,
+        ).index
+        == 0
+        for _ in range(trials)
+    )
+    share = 3 / variants
+    assert wins / trials == pytest.approx(share, abs=4 * np.sqrt(share * (1 - share) / trials))
+
+
+def test_focused_sampling_is_optimistic_sampling_for_up_to_three_variants():
+    posterior = policy.build_posterior(stats_from([[1, 0, 0], [0, 0, 1, 1], [1]]))
+    for seed in range(200):
+        focused = policy.choose(
+            posterior, {}, np.random.default_rng(seed), uniform=False, variants=3
+        )
+        optimistic = policy.choose(
+            posterior,
+            {},
+            np.random.default_rng(seed),
+            uniform=False,
+            variants=3,
+            sampling=policy.OPTIMISTIC,
+        )
+        assert focused == optimistic
