@@ -200,7 +200,23 @@ def environments(horizon: int) -> list[Environment]:
     ]
 
 
+def noisy(horizon: int, variants: int) -> Environment:
+    """A hard Test for lock-in: one variant at 5%, the others at 4%. Not among the seven."""
+    rates = np.array([0.04] * (variants - 1) + [0.05])
+    return Environment(
+        f"noisy{variants}",
+        f"{variants} variants, one at 5% and the others at 4%",
+        variants,
+        horizon,
+        1,
+        _no_context,
+        lambda context, t: rates,
+    )
+
+
 def environment(name: str, horizon: int) -> Environment:
+    if name.startswith("noisy") and name[5:].isdigit():
+        return noisy(horizon, int(name[5:]))
     return next(env for env in environments(horizon) if env.name == name)
 
 
@@ -458,16 +474,20 @@ LIBRARIES = (
 
 
 def simulate(
-    env: Environment, seed: int, *, scout_only: bool = False
+    env: Environment,
+    seed: int,
+    *,
+    scout_only: bool = False,
+    agents: list[Agent] | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """One seed: every agent faces the same contexts and the same coin flips per step."""
     rng = np.random.default_rng(seed)
     contexts = env.draw_contexts(rng, env.horizon)
     coins = rng.uniform(size=env.horizon)  # reward = coin < p(chosen arm): common noise
     noise = rng.standard_normal(size=env.horizon)  # or, real-valued, mean + sd * noise
-    if scout_only:
-        agents: list[Agent] = [ScoutAgent(env, np.random.default_rng(seed + 4000))]
-    else:
+    if agents is None and scout_only:
+        agents = [ScoutAgent(env, np.random.default_rng(seed + 4000))]
+    elif agents is None:
         agents = make_agents(env, seed)
     outcome: dict[str, dict[str, np.ndarray]] = {}
     best = np.array([env.probabilities(c, t).max() for t, c in enumerate(contexts)])
@@ -576,3 +596,51 @@ def benchmark(
 
 def _regret(row: dict) -> float:
     return row["regret"]
+
+
+def _scout_regret(name: str, horizon: int, sampling: str, prior: str, seed: int) -> float:
+    env = environment(name, horizon)
+    agent = ScoutAgent(env, np.random.default_rng(seed + 4000), sampling, prior)
+    outcome = simulate(env, seed, agents=[agent])
+    return float(outcome[agent.name]["cumulative_regret"][-1])
+
+
+def main() -> None:
+    """Scout's policy alone, with chosen settings: how the figures that compare settings in
+    `bandit/policy.py` and the README were measured.
+
+        .venv/bin/python -m benchmarks.quality many_variants noisy2 --seeds 64 [--horizon 20000]
+            [--sampling focused] [--prior pooled]
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("environments", nargs="+", help="names; noisyK: K variants, 5% vs 4%")
+    parser.add_argument("--seeds", type=int, default=24)
+    parser.add_argument("--horizon", type=int, default=5_000)
+    parser.add_argument("--sampling", choices=policy.SAMPLING_RULES, default=policy.FOCUSED)
+    parser.add_argument("--prior", choices=policy.PRIORS, default=policy.POOLED)
+    options = parser.parse_args()
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for name in options.environments:
+            regret = np.array(
+                list(
+                    pool.map(
+                        _scout_regret,
+                        repeat(name),
+                        repeat(options.horizon),
+                        repeat(options.sampling),
+                        repeat(options.prior),
+                        range(options.seeds),
+                    )
+                )
+            )
+            print(
+                f"{name:14} {options.sampling}/{options.prior}: mean regret {regret.mean():6.1f}"
+                f" (s.e. {regret.std(ddof=1) / np.sqrt(len(regret)):4.1f},"
+                f" 90th percentile {np.percentile(regret, 90):6.1f}, worst {regret.max():6.1f})"
+            )
+
+
+if __name__ == "__main__":
+    main()
