@@ -268,6 +268,7 @@ class RedisProcess:
                 "--dir", str(self.directory),
                 "--appendonly", "yes",
                 "--save", "",
+                "--repl-diskless-sync-delay", "0",
             ],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
@@ -343,7 +344,9 @@ class RedisCluster:
                 "--cluster-node-timeout", "2000",
                 "--appendonly", "yes",
                 "--save", "",
+                "--repl-diskless-sync-delay", "0",
                 "--daemonize", "no",
+                "--logfile", str(node_dir / "node.log"),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -373,7 +376,20 @@ class RedisCluster:
             timeout=60,
         )  # fmt: skip
         self.wait_until_ok()
+        # A replica that has not finished its first sync cannot take over its master's slots:
+        # a test that kills a master must find its replica in step.
+        self._wait(self._replicas_in_sync, 30.0)
         return self
+
+    def _replicas_in_sync(self) -> bool:
+        replicas = 0
+        for port in self.ports:
+            info = redis.Redis(port=port, socket_timeout=1).info("replication")
+            if info.get("role") == "slave":
+                if info.get("master_link_status") != "up":
+                    return False
+                replicas += 1
+        return replicas == len(self.ports) // 2
 
     def wait_until_ok(self, seconds: float = 30.0) -> None:
         """Until every running node says the cluster is ok (all slots served)."""
@@ -414,8 +430,22 @@ class RedisCluster:
                     return killed not in masters and len(masters) == 3
             return False
 
-        self._wait(taken_over, seconds)
-        self.wait_until_ok(seconds)
+        try:
+            self._wait(taken_over, seconds)
+            self.wait_until_ok(seconds)
+        except RuntimeError as error:
+            raise RuntimeError(
+                f"no failover of {killed}; the nodes' logs:\n{self.logs()}"
+            ) from error
+
+    def logs(self, lines: int = 30) -> str:
+        """The last lines of every node's log, to tell why the cluster did what it did."""
+        tails = []
+        for port in self.ports:
+            log = self.directory / str(port) / "node.log"
+            text = log.read_text(errors="replace").splitlines() if log.exists() else []
+            tails.append(f"--- node {port}\n" + "\n".join(text[-lines:]))
+        return "\n".join(tails)
 
     def client(self) -> redis.RedisCluster:
         return redis.RedisCluster(host="127.0.0.1", port=self.ports[0], socket_timeout=2)
