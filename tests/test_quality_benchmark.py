@@ -30,3 +30,17 @@ def test_settings_change_how_the_simulated_policy_learns():
             "cumulative_regret"
         ][-1]
     assert regrets[policy.FOCUSED] < regrets[policy.OPTIMISTIC]
+
+
+def test_the_policy_cost_benchmark_times_every_rule_and_prior(monkeypatch):
+    from benchmarks import policy_cost
+
+    monkeypatch.setattr(policy_cost, "CALLS", 50)
+    row = policy_cost.costs(10)
+    assert set(row) == {
+        "choose: optimistic",
+        "choose: focused",
+        "build: flat prior",
+        "build: pooled prior",
+    }
+    assert all(value > 0 for value in row.values())
