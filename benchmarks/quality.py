@@ -477,17 +477,15 @@ def simulate(
     env: Environment,
     seed: int,
     *,
-    scout_only: bool = False,
     agents: list[Agent] | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
-    """One seed: every agent faces the same contexts and the same coin flips per step."""
+    """One seed: every agent (by default Scout and every reference, `make_agents`) faces the
+    same contexts and the same coin flips per step."""
     rng = np.random.default_rng(seed)
     contexts = env.draw_contexts(rng, env.horizon)
     coins = rng.uniform(size=env.horizon)  # reward = coin < p(chosen arm): common noise
     noise = rng.standard_normal(size=env.horizon)  # or, real-valued, mean + sd * noise
-    if agents is None and scout_only:
-        agents = [ScoutAgent(env, np.random.default_rng(seed + 4000))]
-    elif agents is None:
+    if agents is None:
         agents = make_agents(env, seed)
     outcome: dict[str, dict[str, np.ndarray]] = {}
     best = np.array([env.probabilities(c, t).max() for t, c in enumerate(contexts)])

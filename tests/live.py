@@ -268,7 +268,6 @@ class RedisProcess:
                 "--dir", str(self.directory),
                 "--appendonly", "yes",
                 "--save", "",
-                "--repl-diskless-sync-delay", "0",
             ],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
