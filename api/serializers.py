@@ -341,6 +341,22 @@ class CreateTestRequest(TestSettingsFields):
             "invalid_choice": f"prior must be one of {', '.join(policy.PRIORS)}; got {{input!r}}."
         },
     )
+    forgetting = serializers.ChoiceField(
+        choices=policy.FORGETTING,
+        required=False,
+        default=policy.ON_CHANGE,
+        help_text=(
+            "When a variant forgets what it learned: `on_change` (the default) when its recent "
+            "rewards differ from the rest of its evidence by more than chance allows, it "
+            "learns from its recent rewards alone from then on; `never` keeps every reward. "
+            "Tests with a context never forget."
+        ),
+        error_messages={
+            "invalid_choice": (
+                f"forgetting must be one of {', '.join(policy.FORGETTING)}; got {{input!r}}."
+            )
+        },
+    )
 
 
 class CreateTestResponse(serializers.Serializer):
@@ -375,6 +391,16 @@ class VariantPerformance(serializers.Serializer):
     reward_sum = serializers.FloatField()
     average_reward = serializers.FloatField(allow_null=True)
     current_prediction_ratio = serializers.FloatField()
+    evidence = serializers.FloatField(
+        help_text=(
+            "The rewards the model learns from now: `updates` until a change of this "
+            "variant's rewards is detected, then its recent rewards alone, each weighed by "
+            "how recent it is (see `forgetting`)."
+        )
+    )
+    changes_detected = serializers.IntegerField(
+        help_text="How many times this variant's rewards were found to have changed."
+    )
 
 
 class PredictionTrailEntry(serializers.Serializer):
@@ -396,6 +422,10 @@ class TestDetails(TestSummary):
     minimum_update_requests_for_stats = serializers.IntegerField()
     sampling = serializers.ChoiceField(choices=policy.SAMPLING_RULES)
     prior = serializers.ChoiceField(choices=policy.PRIORS)
+    forgetting = serializers.ChoiceField(choices=policy.FORGETTING)
+    last_change_at = serializers.DateTimeField(
+        allow_null=True, help_text="When a change of a variant's rewards was last detected."
+    )
     performance_summary = serializers.DictField(child=VariantPerformance())
     prediction_trail = PredictionTrailEntry(many=True)
     update_trail = UpdateTrailEntry(many=True)

@@ -108,6 +108,7 @@ class CreateTestView(ApiView):
             test_settings=body["test_settings"],
             sampling=body["sampling"],
             prior=body["prior"],
+            forgetting=body["forgetting"],
             actor=self.actor(request),
         )
         return Response(

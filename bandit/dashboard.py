@@ -38,8 +38,9 @@ def list_counters(tests: list[Test]) -> dict[str, reads.Counters] | None:
         return None
 
 
-def _marginal_posterior(test_id: str) -> policy.Posterior:
-    """Each variant's posterior of its mean reward over all visitors.
+def _marginal(test_id: str) -> tuple[policy.Posterior, policy.LearnedStats]:
+    """Each variant's posterior of its mean reward over all visitors, and the statistics it
+    comes from (the evidence the model uses now).
 
     For a contextual Test the sampler's posterior is per context; the dashboard's question is
     "which variant earns most overall", so the same sums are read without the features.
@@ -48,18 +49,23 @@ def _marginal_posterior(test_id: str) -> policy.Posterior:
     if snapshot is None:
         raise NotFound(f"Test {test_id} not found.")
     stats = dataclasses.replace(snapshot.stats, feature_index={}, xtx=None, xty=None)
-    return policy.build_posterior(stats, snapshot.definition.prior)
+    return policy.build_posterior(stats, snapshot.definition.prior), stats
 
 
 def _intervals(test_id: str, variant_ids: list[int]) -> dict[int, dict[str, float]]:
-    posterior = _marginal_posterior(test_id)
+    """Per variant: its credible interval and P(best), the rewards the model learns from now
+    (`evidence`: fewer than all of them after a detected change) and the changes detected."""
+    posterior, stats = _marginal(test_id)
     rng = np.random.default_rng(INTERVAL_SEED)
     low, high, wins = policy.credible_interval(posterior, {0: 1.0}, rng, draws=INTERVAL_DRAWS)
+    changes = stats.recent.changes if stats.recent is not None else np.zeros(len(variant_ids))
     return {
         variant: {
             "interval_low": float(low[i]),
             "interval_high": float(high[i]),
             "probability_best": float(wins[i]),
+            "evidence": float(stats.updates[i]),
+            "changes": int(changes[i]),
         }
         for i, variant in enumerate(variant_ids)
     }
@@ -172,6 +178,7 @@ def dashboard(test_id: str) -> dict[str, Any]:
         "minimum_update_requests": details["minimum_update_requests_for_stats"],
         "sampling": details["sampling"],
         "prior": details["prior"],
+        "forgetting": details["forgetting"],
         "learning": details["total_updates"] >= details["minimum_update_requests_for_stats"],
         "trail_time_window_minutes": details["trail_time_window_minutes"],
         "trail_bucket_granularity_seconds": details["trail_bucket_granularity_seconds"],

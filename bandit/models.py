@@ -27,6 +27,8 @@ class Test(models.Model):
     sampling = models.CharField(max_length=16, default="focused")
     # The prior of a 0/1 reward's rate (bandit.policy.PRIORS).
     prior = models.CharField(max_length=16, default="pooled")
+    # When a variant forgets what it learned (bandit.policy.FORGETTING).
+    forgetting = models.CharField(max_length=16, default="on_change")
     # The variant id every visitor gets while a global rollout is in force.
     global_variant_rollout = models.PositiveIntegerField(null=True, blank=True)
 

@@ -85,6 +85,8 @@ class LearnedStats:
 
     `xtx[v]` and `xty[v]` are over the feature vector [1 (bias), x_1, ..., x_{d-1}], where feature
     `i` is named by `feature_index`; they are None for a Test that never saw a context.
+    `updates`, `reward_sum` and `reward_sq_sum` are the evidence the model uses: all of a
+    variant's rewards, less what a detected change made it forget (see ON_CHANGE).
     """
 
     variant_ids: list[int]
@@ -95,6 +97,7 @@ class LearnedStats:
     feature_index: dict[str, int] = field(default_factory=dict)
     xtx: np.ndarray | None = None
     xty: np.ndarray | None = None
+    recent: Recent | None = None  # kept for Tests that forget on a change (ON_CHANGE)
 
     @functools.cached_property
     def total_updates(self) -> int:
@@ -109,6 +112,23 @@ class LearnedStats:
     def empty(cls, variant_ids: list[int]) -> LearnedStats:
         zeros = np.zeros(len(variant_ids))
         return cls(variant_ids, zeros.copy(), zeros.copy(), zeros.copy())
+
+
+@dataclass
+class Recent:
+    """Each variant's recent rewards, every reward weighing RECENT_DECAY ** (the number of
+    the variant's rewards counted after it): the weights' sum, the weighted sums of rewards and
+    of squared rewards, and the sum of the squared weights (for the effective sample size)."""
+
+    weight: np.ndarray
+    reward_sum: np.ndarray
+    reward_sq_sum: np.ndarray
+    weight_sq: np.ndarray
+    changes: np.ndarray  # how many changes were detected per variant
+
+    @classmethod
+    def empty(cls, variants: int) -> Recent:
+        return cls(*(np.zeros(variants) for _ in range(5)))
 
 
 # Up to this many variants, Gamma draws are taken one by one: numpy's array form costs a fixed
@@ -347,6 +367,88 @@ def credible_interval(
     low, high = np.percentile(samples, [2.5, 97.5], axis=0)
     wins = np.bincount(samples.argmax(axis=1), minlength=samples.shape[1]) / draws
     return low, high, wins
+
+
+# Forgetting: a Test's world can change (a season, a competitor, a bug fixed), and sums that
+# never forget keep yesterday's winner: when the best and the worst of three variants swap
+# half-way through 5,000 decisions, Thompson sampling on all-time sums spends its second half
+# unlearning the first. Discounting all evidence all the time (a window) costs every Test that
+# does not change, since a Test that stops accumulating evidence never stops exploring. So
+# ON_CHANGE forgets only when a change is detected, per variant: every variant's recent
+# rewards are kept beside its all-time sums (an exponentially weighted sum with a half-life of
+# RECENT_HALF_LIFE of its own rewards, updated by the reward script, so it is exact across
+# workers and hosts), and when its recent mean and the mean of the rest of its evidence differ
+# by more than chance allows (a generalised likelihood ratio above CHANGE_THRESHOLD, Bernoulli
+# for 0/1 rewards, Gaussian otherwise), the variant's evidence becomes its recent rewards alone.
+# Measured with `python -m benchmarks.quality` over 24 seeds: the swap's regret fell from
+# 144.6 to 80.9 (Vowpal Wabbit's SquareCB, the best library there, 91.6), and over 20,000
+# decisions three click rates (32.4) and a noisy 5% against 4% Test (21.6 and 21.8) spent the
+# same as without it. A lower threshold (6) or a shorter half-life (100) detected the swap
+# a little sooner but fired on Tests that do not change (three click rates: 44.3), and a
+# false alarm on the best variant, which then looks as bad as its unluckiest stretch, is what
+# costs. Contextual Tests do not forget: a variant's marginal rewards shift as the policy learns
+# which contexts to serve it, which such a test would take for a change.
+ON_CHANGE = "on_change"
+NEVER = "never"
+FORGETTING = (ON_CHANGE, NEVER)
+RECENT_HALF_LIFE = 200  # of a variant's own rewards
+RECENT_DECAY = 0.5 ** (1.0 / RECENT_HALF_LIFE)
+CHANGE_THRESHOLD = 8.0  # on the log-likelihood ratio (about 4 standard errors apart)
+CHANGE_MINIMUM = 30.0  # evidence on each side, recent and the rest, before testing
+
+
+def bernoulli_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """KL(Bernoulli(p) || Bernoulli(q)), elementwise, with rates kept off 0 and 1."""
+    p, q = np.clip(p, 1e-12, 1 - 1e-12), np.clip(q, 1e-12, 1 - 1e-12)
+    return p * np.log(p / q) + (1 - p) * np.log((1 - p) / (1 - q))
+
+
+def change_statistic(stats: LearnedStats) -> np.ndarray:
+    """Per variant, the log-likelihood ratio of "its recent rewards and the rest of its
+    evidence have different means" against "one mean" (0 where either side holds less than
+    CHANGE_MINIMUM). The recent side counts as many observations as its weights are worth
+    ((sum w)^2 / sum w^2); the rest, whose weights are 1 - w, conservatively as their sum."""
+    recent = stats.recent
+    if recent is None:
+        return np.zeros(len(stats.variant_ids))
+    rest = stats.updates - recent.weight
+    testable = (recent.weight >= CHANGE_MINIMUM) & (rest >= CHANGE_MINIMUM)
+    if not testable.any():
+        return np.zeros(len(stats.variant_ids))
+    n, weight = np.where(testable, stats.updates, 1.0), np.where(testable, recent.weight, 1.0)
+    rest = np.where(testable, rest, 1.0)
+    effective = weight**2 / np.where(testable, recent.weight_sq, 1.0)
+    mean = stats.reward_sum / n
+    recent_mean = recent.reward_sum / weight
+    rest_mean = (stats.reward_sum - recent.reward_sum) / rest
+    if stats.non_binary_rewards:
+        variance = np.maximum(stats.reward_sq_sum / n - mean**2, 1e-12)
+        ratio = (effective * (recent_mean - mean) ** 2 + rest * (rest_mean - mean) ** 2) / (
+            2 * variance
+        )
+    else:
+        ratio = effective * bernoulli_divergence(recent_mean, mean) + rest * bernoulli_divergence(
+            rest_mean, mean
+        )
+    return np.where(testable, ratio, 0.0)
+
+
+def changed_variants(stats: LearnedStats) -> list[int]:
+    """The positions of the variants whose rewards changed (see ON_CHANGE)."""
+    if stats.contextual:
+        return []
+    return [int(i) for i in np.flatnonzero(change_statistic(stats) > CHANGE_THRESHOLD)]
+
+
+def forget_before_change(stats: LearnedStats, changed: list[int]) -> None:
+    """Make the changed variants' evidence their recent rewards alone, as the state's reset
+    does in Redis (`bandit.state.rewards.forget`)."""
+    assert stats.recent is not None
+    for i in changed:
+        stats.updates[i] = stats.recent.weight[i]
+        stats.reward_sum[i] = stats.recent.reward_sum[i]
+        stats.reward_sq_sum[i] = stats.recent.reward_sq_sum[i]
+    stats.__dict__.pop("total_updates", None)  # the cached total moved
 
 
 def is_number(value: object, limit: float) -> bool:

@@ -78,6 +78,8 @@ def details(test_id: str) -> dict[str, Any]:
             "reward_sum": reward_sum,
             "average_reward": reward_sum / updates if updates else None,
             "current_prediction_ratio": _ratio(shares.get(variant, 0), total_share),
+            "evidence": round(updates - counters.forgotten.get(variant, 0.0), 6),
+            "changes_detected": counters.changes.get(variant, 0),
         }
 
     return {
@@ -88,6 +90,8 @@ def details(test_id: str) -> dict[str, Any]:
         "minimum_update_requests_for_stats": test.minimum_update_requests,
         "sampling": test.sampling,
         "prior": test.prior,
+        "forgetting": test.forgetting,
+        "last_change_at": iso(counters.last_change_at),
         "performance_summary": performance,
         "prediction_trail": [
             {

@@ -52,6 +52,7 @@ def create_test(
     test_settings: TestSettings,
     sampling: str = policy.FOCUSED,
     prior: str = policy.POOLED,
+    forgetting: str = policy.ON_CHANGE,
     actor: audit.Actor | None = None,
 ) -> Test:
     """Create a Test in the database and mark it in Redis. Either both happen or neither."""
@@ -66,6 +67,7 @@ def create_test(
             minimum_update_requests=chosen.minimum_update_requests,
             sampling=sampling,
             prior=prior,
+            forgetting=forgetting,
         )
         audit.record(actor, "test_created", str(test.id), name=test.name)
         # Inside the transaction: if Redis is down, the Test is not created at all.
@@ -324,6 +326,9 @@ def record_rewards(
             "context_ttl_seconds": settings_in_force.context_ttl_seconds,
             "trail_window_seconds": definition.trail_window_seconds,
             "trail_granularity_seconds": definition.trail_granularity_seconds,
+            "recent_decay": policy.RECENT_DECAY
+            if definition.forgetting == policy.ON_CHANGE
+            else 0.0,
         }
         batch = [reward for _, reward in resolved]
         try:

@@ -15,6 +15,7 @@ to be gone.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -24,7 +25,9 @@ from redis.exceptions import RedisError
 
 from bandit import metrics, policy
 from bandit.models import Test
-from bandit.state import learned
+from bandit.state import learned, rewards
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class Definition:
     minimum_update_requests: int
     sampling: str
     prior: str
+    forgetting: str
     trail_window_seconds: int
     trail_granularity_seconds: int
     metric_labels: dict[int, str]  # each variant's `variant` label in the metrics
@@ -52,6 +56,7 @@ class Definition:
             minimum_update_requests=test.minimum_update_requests,
             sampling=test.sampling,
             prior=test.prior,
+            forgetting=test.forgetting,
             trail_window_seconds=test.trail_time_window_minutes * 60,
             trail_granularity_seconds=test.trail_bucket_granularity_seconds,
         )
@@ -91,6 +96,8 @@ _lock = threading.Lock()  # guards the refresh bookkeeping only, never a fetch
 def _build(definition: Definition) -> Snapshot:
     started = time.monotonic()
     loaded = learned.load_learned(definition.id, definition.variant_ids)
+    if definition.forgetting == policy.ON_CHANGE:
+        loaded = _forget_changes(definition, loaded)
     posterior = policy.build_posterior(loaded.stats, definition.prior)
     now = time.monotonic()
     return Snapshot(
@@ -102,6 +109,24 @@ def _build(definition: Definition) -> Snapshot:
         now,
         build_seconds=now - started,
     )
+
+
+def _forget_changes(definition: Definition, loaded: learned.Learned) -> learned.Learned:
+    """Act on the changes the statistics show (policy.ON_CHANGE): the variants that changed
+    forget in Redis, for every worker, and the statistics are read again. Rare: a Test that
+    does not change never gets here past the check."""
+    changed = policy.changed_variants(loaded.stats)
+    if not changed:
+        return loaded
+    recent = loaded.stats.recent
+    assert recent is not None
+    ids = loaded.stats.variant_ids
+    rewards.forget(definition.id, [(ids[i], int(recent.changes[i])) for i in changed])
+    logger.info(
+        "Rewards changed: variants forget what they learned before",
+        extra={"test_id": definition.id, "variants": [ids[i] for i in changed]},
+    )
+    return learned.load_learned(definition.id, definition.variant_ids)
 
 
 def _knowing_nothing(test: Test) -> Snapshot:

@@ -1,5 +1,6 @@
 """What the policy costs a decision, in process: `policy.choose` per sampling rule and
-`policy.build_posterior` per prior, for Tests of 3, 10 and 50 variants with 0/1 rewards.
+`policy.build_posterior` per prior, and the check for a change that a snapshot's build runs
+(`policy.changed_variants`), for Tests of 3, 10 and 50 variants with 0/1 rewards.
 
     .venv/bin/python -m benchmarks.policy_cost
 """
@@ -42,6 +43,16 @@ def costs(variants: int) -> dict[str, float]:
         result[f"build: {prior} prior"] = microseconds(
             lambda prior=prior: policy.build_posterior(stats, prior)
         )
+    # Every variant testable (recent and earlier evidence above the minimum), none changed.
+    stats.recent = policy.Recent(
+        np.full(variants, 60.0),
+        np.full(variants, 3.0),
+        np.full(variants, 3.0),
+        np.full(variants, 40.0),
+        np.zeros(variants),
+    )
+    assert not policy.changed_variants(stats)
+    result["build: change check"] = microseconds(lambda: policy.changed_variants(stats))
     return result
 
 

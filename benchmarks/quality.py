@@ -249,16 +249,20 @@ class ScoutAgent(Agent):
         rng: np.random.Generator,
         sampling: str = policy.FOCUSED,
         prior: str = policy.POOLED,
+        forgetting: str = policy.ON_CHANGE,
     ) -> None:
         self.rng = rng
         self.sampling = sampling
         self.prior = prior
+        self.forgetting = forgetting
         self.arms = env.arms
         self.vocab: dict[str, int] = {}
         dims = MAX_FEATURES + 1
         self.updates = np.zeros(env.arms)
         self.reward_sum = np.zeros(env.arms)
         self.reward_sq_sum = np.zeros(env.arms)
+        self.forgotten = np.zeros((3, env.arms))  # of updates, reward_sum, reward_sq_sum
+        self.recent = policy.Recent.empty(env.arms)
         self.non_binary = 0
         self.xtx = np.zeros((env.arms, dims, dims))
         self.xty = np.zeros((env.arms, dims))
@@ -276,11 +280,23 @@ class ScoutAgent(Agent):
         """What `bandit.state.load_learned` would read back, then the worker's posterior."""
         stats = policy.LearnedStats(
             list(range(self.arms)),
-            self.updates.copy(),
-            self.reward_sum.copy(),
-            self.reward_sq_sum.copy(),
+            self.updates - self.forgotten[0],
+            self.reward_sum - self.forgotten[1],
+            self.reward_sq_sum - self.forgotten[2],
             non_binary_rewards=self.non_binary,
         )
+        if self.forgetting == policy.ON_CHANGE:
+            # As a snapshot's build does (bandit.snapshots), the reset as forget.lua's.
+            stats.recent = self.recent
+            changed = policy.changed_variants(stats)
+            for i in changed:
+                self.forgotten[:, i] = (
+                    self.updates[i] - self.recent.weight[i],
+                    self.reward_sum[i] - self.recent.reward_sum[i],
+                    self.reward_sq_sum[i] - self.recent.reward_sq_sum[i],
+                )
+                self.recent.changes[i] += 1
+            policy.forget_before_change(stats, changed)
         if self.seen_context:
             dims = len(self.vocab) + 1
             stats.xtx = self.xtx[:, :dims, :dims].copy()
@@ -315,6 +331,12 @@ class ScoutAgent(Agent):
             self.reward_sq_sum[arm] += reward * reward
             self.non_binary += reward not in (0, 1)
             features = policy.encode_context(context)
+            if self.forgetting == policy.ON_CHANGE and not features:  # as reward.lua does
+                decay, recent = policy.RECENT_DECAY, self.recent
+                recent.weight[arm] = decay * recent.weight[arm] + 1
+                recent.reward_sum[arm] = decay * recent.reward_sum[arm] + reward
+                recent.reward_sq_sum[arm] = decay * recent.reward_sq_sum[arm] + reward * reward
+                recent.weight_sq[arm] = decay * decay * recent.weight_sq[arm] + 1
             if features:
                 self.seen_context = True
                 index = [0] + [self._admit(name) for name in features]
@@ -441,7 +463,9 @@ class OracleAgent(Agent):
 def make_agents(env: Environment, seed: int) -> list[Agent]:
     from mabwiser.mab import LearningPolicy
 
-    standard = ScoutAgent(env, np.random.default_rng(seed + 4000), policy.STANDARD, policy.FLAT)
+    standard = ScoutAgent(
+        env, np.random.default_rng(seed + 4000), policy.STANDARD, policy.FLAT, policy.NEVER
+    )
     standard.name = "Thompson sampling in process"
     agents: list[Agent] = [
         ScoutAgent(env, np.random.default_rng(seed + 4000)),
@@ -596,9 +620,11 @@ def _regret(row: dict) -> float:
     return row["regret"]
 
 
-def _scout_regret(name: str, horizon: int, sampling: str, prior: str, seed: int) -> float:
+def _scout_regret(
+    name: str, horizon: int, sampling: str, prior: str, forgetting: str, seed: int
+) -> float:
     env = environment(name, horizon)
-    agent = ScoutAgent(env, np.random.default_rng(seed + 4000), sampling, prior)
+    agent = ScoutAgent(env, np.random.default_rng(seed + 4000), sampling, prior, forgetting)
     outcome = simulate(env, seed, agents=[agent])
     return float(outcome[agent.name]["cumulative_regret"][-1])
 
@@ -608,7 +634,7 @@ def main() -> None:
     `bandit/policy.py` and the README were measured.
 
         .venv/bin/python -m benchmarks.quality many_variants noisy2 --seeds 64 [--horizon 20000]
-            [--sampling focused] [--prior pooled]
+            [--sampling focused] [--prior pooled] [--forgetting on_change]
     """
     import argparse
 
@@ -618,6 +644,7 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=5_000)
     parser.add_argument("--sampling", choices=policy.SAMPLING_RULES, default=policy.FOCUSED)
     parser.add_argument("--prior", choices=policy.PRIORS, default=policy.POOLED)
+    parser.add_argument("--forgetting", choices=policy.FORGETTING, default=policy.ON_CHANGE)
     options = parser.parse_args()
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         for name in options.environments:
@@ -629,12 +656,14 @@ def main() -> None:
                         repeat(options.horizon),
                         repeat(options.sampling),
                         repeat(options.prior),
+                        repeat(options.forgetting),
                         range(options.seeds),
                     )
                 )
             )
             print(
-                f"{name:14} {options.sampling}/{options.prior}: mean regret {regret.mean():6.1f}"
+                f"{name:14} {options.sampling}/{options.prior}/{options.forgetting}:"
+                f" mean regret {regret.mean():6.1f}"
                 f" (s.e. {regret.std(ddof=1) / np.sqrt(len(regret)):4.1f},"
                 f" 90th percentile {np.percentile(regret, 90):6.1f}, worst {regret.max():6.1f})"
             )

@@ -97,6 +97,20 @@ class TestCreateForm(forms.ModelForm):
             "variant at 50%."
         ),
     )
+    forgetting = forms.ChoiceField(
+        label="Forgetting",
+        choices=[
+            (policy.ON_CHANGE, "When its rewards change (recommended)"),
+            (policy.NEVER, "Never"),
+        ],
+        initial=policy.ON_CHANGE,
+        widget=UnfoldAdminSelectWidget,
+        help_text=(
+            "When a variant's recent rewards differ from the rest of its evidence by more than "
+            "chance allows, it learns from its recent rewards alone, so yesterday's winner "
+            "does not keep its traffic. Tests with a context never forget."
+        ),
+    )
 
     class Meta:
         model = Test
@@ -197,6 +211,7 @@ class TestAdmin(ModelAdmin):
                     "minimum_update_requests",
                     "sampling",
                     "prior",
+                    "forgetting",
                 )
             },
         ),
@@ -263,6 +278,7 @@ class TestAdmin(ModelAdmin):
             test_settings=form.cleaned_data["test_settings"],
             sampling=form.cleaned_data["sampling"],
             prior=form.cleaned_data["prior"],
+            forgetting=form.cleaned_data["forgetting"],
             actor=actor_of(request),
         )
         for field in Test._meta.concrete_fields:

@@ -244,6 +244,8 @@ def test_create_a_test_and_watch_its_dashboard(tab: Console, api: httpx.Client) 
     page.select_option("select[name=sampling]", "standard")
     assert page.locator("select[name=prior]").input_value() == "pooled"
     page.select_option("select[name=prior]", "flat")
+    assert page.locator("select[name=forgetting]").input_value() == "on_change"
+    page.select_option("select[name=forgetting]", "never")
     tab.shot("test-add")
     page.click("button[name=_save]")
     page.wait_for_url(re.compile(r".*/admin/bandit/test/[0-9a-f-]{36}/change/$"))
@@ -258,6 +260,7 @@ def test_create_a_test_and_watch_its_dashboard(tab: Console, api: httpx.Client) 
     assert created["minimum_update_requests_for_stats"] == 5
     assert created["sampling"] == "standard"
     assert created["prior"] == "flat"
+    assert created["forgetting"] == "never"
     assert page.locator("[data-field=total_predictions]").inner_text() == "0"
 
     # Traffic through the API; the open dashboard picks it up by itself.

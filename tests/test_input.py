@@ -80,6 +80,7 @@ def test_a_new_test_comes_out_typed_with_the_defaults_filled_in():
     assert body["test_settings"].minimum_update_requests == 50  # SCOUT_MIN_UPDATE_REQUESTS
     assert body["sampling"] == "focused"
     assert body["prior"] == "pooled"
+    assert body["forgetting"] == "on_change"
     assert body["test_settings"].trail_time_window_minutes == 60
 
 

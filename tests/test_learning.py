@@ -112,3 +112,89 @@ def test_concurrent_writers_lose_no_update(api, make_test, server):
         assert summary["predictions"] == predictions
         assert summary["updates"] == updates
         assert summary["reward_sum"] == reward_sum
+
+
+def _swap_halfway(api, test_id, rounds, seed):
+    """Two variants; A converts at 60% and B at 40%, until half-way, when they swap."""
+    rates = [{"A": 0.6, "B": 0.4}, {"A": 0.4, "B": 0.6}]
+    rng = random.Random(seed)
+    pending, served = [], []
+    for i in range(rounds):
+        decision = fetch(api, test_id, request_id=f"swap-{seed}-{i}")
+        rate = rates[i >= rounds // 2][decision["variant_label"]]
+        pending.append({"request_id": decision["request_id"], "reward": int(rng.random() < rate)})
+        served.append(decision["variant_label"])
+        if len(pending) == 25:
+            reward(api, test_id, *pending)
+            pending.clear()
+    return served
+
+
+def test_a_variant_whose_rewards_changed_loses_its_traffic(api, make_test):
+    """With the defaults, yesterday's winner loses the traffic soon after it stops winning:
+    in the 1,000 decisions after the swap, B gets most of them. A Test that never forgets
+    keeps serving A for most of them (its 1,500 rewards at 60% outweigh the new ones)."""
+    outcomes = {}
+    for forgetting in ("on_change", "never"):
+        test_id = make_test(
+            f"Swap, {forgetting}", variants={"0": "A", "1": "B"}, forgetting=forgetting
+        )["cb_model_id"]
+        served = _swap_halfway(api, test_id, rounds=3000, seed=5)
+        after = served[1500:2500].count("B") / 1000
+        outcomes[forgetting] = (after, served[-500:].count("B") / 500, details(api, test_id))
+    after, late, info = outcomes["on_change"]
+    assert info["forgetting"] == "on_change"
+    assert after > 0.45 and late > 0.8, (after, late)
+    a = info["performance_summary"]["0"]
+    assert a["changes_detected"] >= 1 and info["last_change_at"] is not None
+    assert 0 < a["evidence"] < a["updates"]  # it learns from its recent rewards alone
+    never_after, _, never = outcomes["never"]
+    assert never_after < 0.3, never_after
+    assert never["forgetting"] == "never" and never["last_change_at"] is None
+    for summary in never["performance_summary"].values():
+        assert summary["changes_detected"] == 0 and summary["evidence"] == summary["updates"]
+
+
+def _changing_client(url: str, test_id: str, seed: int, phase: int, batches: int) -> dict:
+    """Rewards by variant (no request id), with decisions between them: variant 0 converts
+    in the first phase and never in the second; variant 1 always converts, variant 2 never."""
+    counted: dict[int, list[float]] = collections.defaultdict(lambda: [0, 0.0])
+    with httpx.Client(base_url=url, timeout=30) as api:
+        for b in range(batches):
+            updates = []
+            for variant, value in ((0, 1.0 - phase), (1, 1.0), (2, 0.0)):
+                for _ in range(10):
+                    updates.append({"variant_id": variant, "reward": value})
+                    counted[variant][0] += 1
+                    counted[variant][1] += value
+            assert reward(api, test_id, *updates)["processed_updates"] == len(updates)
+            fetch(api, test_id, request_id=f"change-{seed}-{phase}-{b}")
+    return {variant: tuple(totals) for variant, totals in counted.items()}
+
+
+def test_concurrent_writers_forget_exactly_what_changed(api, make_test, server):
+    """Four clients on two workers: every reward is still counted exactly, the variant whose
+    rewards changed forgets, and the variants whose rewards did not never do."""
+    test_id = make_test("Change", variants={"0": "a", "1": "b", "2": "c"})["cb_model_id"]
+    processes, batches = 4, 15
+    expected = collections.defaultdict(lambda: [0, 0.0])
+    with ProcessPoolExecutor(processes) as pool:
+        for phase in (0, 1):
+            futures = [
+                pool.submit(_changing_client, server.url, test_id, seed, phase, batches)
+                for seed in range(processes)
+            ]
+            for future in futures:
+                for variant, (updates, reward_sum) in future.result().items():
+                    expected[variant][0] += updates
+                    expected[variant][1] += reward_sum
+    fetch(api, test_id, request_id="change-last")  # a snapshot built on every reward
+    summary = details(api, test_id)["performance_summary"]
+    for variant, (updates, reward_sum) in expected.items():
+        assert summary[str(variant)]["updates"] == updates
+        assert summary[str(variant)]["reward_sum"] == reward_sum
+    assert summary["0"]["changes_detected"] >= 1
+    assert summary["0"]["evidence"] < summary["0"]["updates"]
+    for unchanged in ("1", "2"):
+        assert summary[unchanged]["changes_detected"] == 0
+        assert summary[unchanged]["evidence"] == summary[unchanged]["updates"]

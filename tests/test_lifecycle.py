@@ -21,6 +21,8 @@ DETAIL_FIELDS = {
     "minimum_update_requests_for_stats",
     "sampling",
     "prior",
+    "forgetting",
+    "last_change_at",
     "performance_summary",
     "prediction_trail",
     "update_trail",
@@ -86,6 +88,7 @@ def test_details_of_a_new_test_have_every_field_in_its_empty_form(api, make_test
     assert body["minimum_update_requests_for_stats"] == 50
     assert body["sampling"] == "focused"
     assert body["prior"] == "pooled"
+    assert body["forgetting"] == "on_change" and body["last_change_at"] is None
     assert body["prediction_trail"] == [] and body["update_trail"] == []
     assert body["context_feature_analysis"] == {}
     assert set(body["performance_summary"]) == {"0", "5"}
@@ -95,6 +98,8 @@ def test_details_of_a_new_test_have_every_field_in_its_empty_form(api, make_test
         "reward_sum": 0.0,
         "average_reward": None,
         "current_prediction_ratio": 0.0,
+        "evidence": 0.0,
+        "changes_detected": 0,
     }
 
 
@@ -163,6 +168,11 @@ BAD_CREATES = [
     ({"name": "t", "variants": {"0": "a", "1": "b"}, "sampling": 1}, "sampling"),
     ({"name": "t", "variants": {"0": "a", "1": "b"}, "prior": "jeffreys"}, "prior must be one of"),
     ({"name": "t", "variants": {"0": "a", "1": "b"}, "prior": None}, "prior"),
+    (
+        {"name": "t", "variants": {"0": "a", "1": "b"}, "forgetting": "always"},
+        "forgetting must be one of on_change, never",
+    ),
+    ({"name": "t", "variants": {"0": "a", "1": "b"}, "forgetting": 0}, "forgetting"),
     ({"name": "t", "variants": {"0": "a", "1": True}}, "string or an integer"),
     ({"name": "t", "variants": {"0": "a", "1": None}}, "string or an integer"),
     ({"name": "t", "variants": {"0": "a", "1": 1.5}}, "string or an integer"),

@@ -284,3 +284,73 @@ def test_focused_sampling_is_optimistic_sampling_for_up_to_three_variants():
             sampling=policy.OPTIMISTIC,
         )
         assert focused == optimistic
+
+
+def with_window(stats: policy.LearnedStats, recent: list[list[float]]) -> policy.LearnedStats:
+    """`stats` whose recent rewards are each variant's last ones, at full weight (a window):
+    the weights' sum and the sum of their squares are then both the window's length."""
+    counts = np.array([len(r) for r in recent], dtype=float)
+    sums = np.array([sum(r) for r in recent], dtype=float)
+    squares = np.array([sum(y * y for y in r) for r in recent], dtype=float)
+    stats.recent = policy.Recent(counts, sums, squares, counts.copy(), np.zeros(len(recent)))
+    return stats
+
+
+def test_recent_rewards_have_a_half_life_of_recent_half_life_rewards():
+    weight_of_the_oldest = policy.RECENT_DECAY**policy.RECENT_HALF_LIFE
+    assert weight_of_the_oldest == pytest.approx(0.5, rel=1e-12)
+
+
+def test_the_bernoulli_divergence_is_the_closed_form():
+    # KL(1/2 || 1/4) = 1/2 ln(2) + 1/2 ln(2/3) = 1/2 ln(4/3).
+    got = policy.bernoulli_divergence(np.array([0.5, 0.3]), np.array([0.25, 0.3]))
+    assert got.tolist() == pytest.approx([0.5 * np.log(4 / 3), 0.0], abs=1e-12)
+
+
+def test_the_change_statistic_of_0_1_rewards_is_the_likelihood_ratio():
+    """50 rewards at 0.1, then 50 at 0.5: the ratio of two Bernoulli means against one."""
+    earlier, later = [1.0] * 5 + [0.0] * 45, [1.0] * 25 + [0.0] * 25
+    stats = with_window(stats_from([earlier + later, [1.0, 0.0] * 50]), [later, [1.0, 0.0] * 25])
+
+    def kl(p: float, q: float) -> float:
+        return p * np.log(p / q) + (1 - p) * np.log((1 - p) / (1 - q))
+
+    statistic = policy.change_statistic(stats)
+    assert statistic[0] == pytest.approx(50 * kl(0.5, 0.3) + 50 * kl(0.1, 0.3), rel=1e-9)
+    assert statistic[1] == pytest.approx(0.0, abs=1e-12)  # its rate never moved
+    assert statistic[0] > policy.CHANGE_THRESHOLD
+    assert policy.changed_variants(stats) == [0]
+
+
+def test_the_change_statistic_of_real_rewards_is_the_gaussian_likelihood_ratio():
+    earlier, later = [1.0, 3.0] * 20, [4.0, 6.0] * 20  # means 2 and 5, 40 rewards each
+    stats = with_window(stats_from([earlier + later, [2.5] * 80]), [later, [2.5] * 40])
+    everything = np.array(earlier + later)
+    variance = everything.var()  # the variant's pooled variance: (1 + 1) / 2 + 1.5^2
+    expected = (40 * (5 - 3.5) ** 2 + 40 * (2 - 3.5) ** 2) / (2 * variance)
+    assert policy.change_statistic(stats)[0] == pytest.approx(expected, rel=1e-9)
+    assert policy.changed_variants(stats) == [0]
+
+
+def test_no_change_is_tested_on_too_little_evidence_or_a_context():
+    short = [1.0] * 29  # recent side below CHANGE_MINIMUM
+    stats = with_window(stats_from([[0.0] * 100 + short, [0.0] * 10]), [short, [0.0] * 5])
+    assert policy.change_statistic(stats).tolist() == [0.0, 0.0]
+    assert policy.changed_variants(stats) == []
+    recent_only = with_window(stats_from([[1.0] * 60]), [[1.0] * 60])  # nothing before it
+    assert policy.change_statistic(recent_only).tolist() == [0.0]
+    contextual = with_window(stats_from([[0.0] * 50 + [1.0] * 50]), [[1.0] * 50])
+    contextual.xtx, contextual.xty = np.eye(1)[None] * 100, np.array([[50.0]])
+    assert policy.change_statistic(contextual)[0] > policy.CHANGE_THRESHOLD
+    assert policy.changed_variants(contextual) == []  # contextual Tests do not forget
+    assert policy.change_statistic(stats_from([[1.0] * 100])).tolist() == [0.0]  # none kept
+
+
+def test_a_variant_that_changed_keeps_its_recent_rewards_alone():
+    later = [0.0] * 50
+    stats = with_window(stats_from([[1.0] * 50 + later, [1.0] * 3]), [later, [1.0] * 3])
+    assert stats.total_updates == 103
+    policy.forget_before_change(stats, policy.changed_variants(stats))
+    assert stats.updates.tolist() == [50.0, 3.0]
+    assert stats.reward_sum.tolist() == [0.0, 3.0]
+    assert stats.total_updates == 53

@@ -42,5 +42,6 @@ def test_the_policy_cost_benchmark_times_every_rule_and_prior(monkeypatch):
         "choose: focused",
         "build: flat prior",
         "build: pooled prior",
+        "build: change check",
     }
     assert all(value > 0 for value in row.values())

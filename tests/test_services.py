@@ -87,6 +87,8 @@ def test_a_decision_is_stored_under_its_request_id_and_rewarded_by_it(in_process
         "reward_sum": 1.0,
         "average_reward": 1.0,
         "current_prediction_ratio": 1.0,
+        "evidence": 1.0,
+        "changes_detected": 0,
     }
     # The stored context taught the model: the feature analysis knows the device.
     features = details["context_feature_analysis"]["features"]

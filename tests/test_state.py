@@ -370,3 +370,88 @@ def test_on_a_cluster_the_version_is_kept_in_the_slot_of_each_key(in_process, se
     assert len(tags) > 1000  # one copy per slot, not one key for all
     settings.SCOUT_REDIS_CLUSTER = False
     assert config.version_key_near("a") == config.version_key_near("b")
+
+
+def test_recent_sums_weigh_each_reward_by_how_many_came_after_it(in_process):
+    """A Test that forgets on a change keeps each variant's recent sums in the reward script,
+    a batch's rewards in the order given; rewards with a context do not add to them."""
+    test_id = new_test()
+    decay = 0.9
+    values = [1.0, 0.0, 1.0, 1.0]
+    batches = [[reward(None, 0, value) for value in values[:2]], [reward(None, 0, values[2])]]
+    batches.append([reward(None, 0, values[3]), reward(None, 1, 0.5, **{'["age"]': 3.0})])
+    for batch in batches:
+        rewards.record_rewards(test_id, batch, guard=None, recent_decay=decay, **TTL)
+    learn = {k: float(v) for k, v in in_process.hgetall(keys.learn(test_id)).items()}
+    ages = range(len(values) - 1, -1, -1)  # the first reward has three after it
+    assert learn["ru:0"] == pytest.approx(sum(decay**age for age in ages), rel=1e-12)
+    assert learn["rs:0"] == pytest.approx(
+        sum(decay**age * y for age, y in zip(ages, values, strict=True)), rel=1e-12
+    )
+    assert learn["rq:0"] == learn["rs:0"]  # 0/1 rewards are their own squares
+    assert learn["rw:0"] == pytest.approx(sum(decay ** (2 * age) for age in ages), rel=1e-12)
+    assert not any(field.endswith(":1") and field[0] == "r" for field in learn)
+    recent = learned.load_learned(test_id, [0, 1]).stats.recent
+    assert recent is not None and recent.weight[0] == learn["ru:0"] and recent.weight[1] == 0
+    # Without a decay (a Test that never forgets) nothing but the all-time sums is written.
+    other = new_test()
+    rewards.record_rewards(other, [reward(None, 0, 1.0)], guard=None, **TTL)
+    assert set(in_process.hgetall(keys.learn(other))) == {"u", "u:0", "s:0", "q:0", "lu"}
+    assert learned.load_learned(other, [0, 1]).stats.recent is None
+
+
+def test_a_variant_forgets_once_what_came_before_its_recent_rewards(in_process):
+    test_id = new_test()
+    ones = [reward(None, 0, 1.0) for _ in range(40)]
+    zeros = [reward(None, 0, 0.0) for _ in range(20)]
+    rewards.record_rewards(test_id, ones + zeros, guard=None, recent_decay=0.95, **TTL)
+    rewards.record_rewards(test_id, [reward(None, 1, 1.0)], guard=None, recent_decay=0.95, **TTL)
+    before = learned.load_learned(test_id, [0, 1]).stats
+    assert before.recent is not None and before.recent.changes.tolist() == [0, 0]
+    # Two workers saw the same change: the first acts on it, the second finds it acted on.
+    assert rewards.forget(test_id, [(0, 0)]) == 1
+    assert rewards.forget(test_id, [(0, 0)]) == 0
+    after = learned.load_learned(test_id, [0, 1]).stats
+    assert after.recent is not None and after.recent.changes.tolist() == [1, 0]
+    # The model's evidence of variant 0 is its recent rewards alone; variant 1 is untouched.
+    assert after.updates[0] == pytest.approx(before.recent.weight[0], rel=1e-12)
+    assert after.reward_sum[0] == pytest.approx(before.recent.reward_sum[0], rel=1e-12)
+    assert after.reward_sq_sum[0] == pytest.approx(before.recent.reward_sq_sum[0], rel=1e-12)
+    assert (after.updates[1], after.reward_sum[1]) == (1.0, 1.0)
+    # What was counted stays counted; the details show what the model uses beside it.
+    counters = reads.counters([test_id])[test_id]
+    assert counters.updates == {0: 60, 1: 1} and counters.reward_sums == {0: 40.0, 1: 1.0}
+    assert counters.forgotten[0] == pytest.approx(60 - before.recent.weight[0], rel=1e-12)
+    assert counters.changes == {0: 1} and counters.last_change_at is not None
+    # Rewards after the change add to the evidence in full, and a checkpoint keeps it all.
+    rewards.record_rewards(test_id, [reward(None, 0, 0.0)], guard=None, recent_decay=0.95, **TTL)
+    later = learned.load_learned(test_id, [0, 1]).stats
+    assert later.updates[0] == pytest.approx(after.updates[0] + 1, rel=1e-12)
+    exported = durable.export_tests([test_id])[test_id]
+    lifecycle.delete_test(test_id)
+    assert durable.restore_test(test_id, exported, rollout=None)
+    restored = learned.load_learned(test_id, [0, 1]).stats
+    assert restored.updates.tolist() == later.updates.tolist()
+    assert restored.recent is not None and restored.recent.changes.tolist() == [1, 0]
+
+
+def test_recent_sums_are_exact_whichever_worker_counts(in_process):
+    """Eight threads counting batches at once: the recent sums are those of one sequence of
+    all the rewards (here all 1, so every order gives the same sums)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    test_id, decay, threads, batches, size = new_test(), 0.99, 8, 20, 10
+
+    def count_batches(_: int) -> None:
+        for _ in range(batches):
+            batch = [reward(None, 0, 1.0) for _ in range(size)]
+            rewards.record_rewards(test_id, batch, guard=None, recent_decay=decay, **TTL)
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(count_batches, range(threads)))
+    total = threads * batches * size
+    learn = {k: float(v) for k, v in in_process.hgetall(keys.learn(test_id)).items()}
+    assert learn["u:0"] == total and learn["s:0"] == total
+    assert learn["ru:0"] == pytest.approx((1 - decay**total) / (1 - decay), rel=1e-12)
+    assert learn["rs:0"] == learn["ru:0"]
+    assert learn["rw:0"] == pytest.approx((1 - decay ** (2 * total)) / (1 - decay**2), rel=1e-12)

@@ -16,6 +16,12 @@ T the tag):
                     value. So the regression's sum of x_i is c + n, of x_i^2 is A(i,i) + n, of
                     x_i * reward is b + y: two writes for a category instead of five. `nb`
                     counts rewards other than 0 and 1. A sum is written only when it moves.
+                    A Test that forgets on a change (bandit.policy.ON_CHANGE) also keeps, per
+                    variant, its recent sums `ru:<v>` (weights), `rs:<v>`, `rq:<v>` (weighted
+                    rewards and squares) and `rw:<v>` (squared weights); when a change is
+                    detected, what the model stops using goes to `fu:<v>`, `fs:<v>`, `fq:<v>`
+                    (the model's evidence is `u` less `fu`, and so on), `k:<v>` counts the
+                    changes and `lk` holds the time of the last.
 - `P:T:vocab`       hash: feature name -> index (1-based; 0 is the bias), at most
                     SCOUT_MAX_FEATURES entries.
 - `P:T:fa`          hash: per variant and feature index, decisions `p:<v>:<i>`; rewards

@@ -8,7 +8,7 @@ from typing import cast
 
 import numpy as np
 
-from bandit.policy import LearnedStats
+from bandit.policy import LearnedStats, Recent
 from bandit.state import keys
 from core.redis_client import connection, guarded
 
@@ -29,9 +29,10 @@ def learned_version(test_id: str) -> str | None:
 
 
 # The learn hash's fields that the policy reads (see keys), by kind: per variant its rewards,
-# reward sum and sum of squares; per variant and feature the sums of the regression.
-_KINDS = ("u", "s", "q", "c", "b", "n", "y", "A")
-U, S, Q, C, B, N, Y, A = range(len(_KINDS))
+# reward sum and sum of squares, what of them it forgot, its recent sums and the changes
+# detected; per variant and feature the sums of the regression (kinds from C on).
+_KINDS = ("u", "s", "q", "fu", "fs", "fq", "ru", "rs", "rq", "rw", "k", "c", "b", "n", "y", "A")
+U, S, Q, FU, FS, FQ, RU, RS, RQ, RW, K, C, B, N, Y, A = range(len(_KINDS))
 _CODE = {kind: code for code, kind in enumerate(_KINDS)}
 
 
@@ -95,6 +96,21 @@ def _fill(stats: LearnedStats, raw_learn: dict[bytes, bytes]) -> int:
     for code, target in ((U, stats.updates), (S, stats.reward_sum), (Q, stats.reward_sq_sum)):
         chosen = kind == code
         target[row[chosen]] = amounts[chosen]
+    if ((kind >= RU) & (kind <= K)).any():
+        recent = stats.recent = Recent.empty(len(stats.variant_ids))
+        for code, target in (
+            (RU, recent.weight),
+            (RS, recent.reward_sum),
+            (RQ, recent.reward_sq_sum),
+            (RW, recent.weight_sq),
+            (K, recent.changes),
+        ):
+            chosen = kind == code
+            target[row[chosen]] = amounts[chosen]
+    # The model's evidence: all of it, less what a detected change made it forget.
+    for code, target in ((FU, stats.updates), (FS, stats.reward_sum), (FQ, stats.reward_sq_sum)):
+        chosen = kind == code
+        np.subtract.at(target, row[chosen], amounts[chosen])
     regression = kind >= C
     if not (regression & (kind != A)).any():
         return 1

@@ -21,6 +21,9 @@ class Counters:
     last_update_at: float | None
     kinds: dict[str, int]  # exploit / explore / rollout decisions
     overflow: int
+    forgotten: dict[int, float]  # rewards the model stopped using after a detected change
+    changes: dict[int, int]  # changes detected per variant
+    last_change_at: float | None
 
     @property
     def total_predictions(self) -> int:
@@ -42,14 +45,21 @@ def _counters(stats: dict[bytes, bytes], learn: dict[bytes, bytes]) -> Counters:
             kinds[field] = int(value)
     updates: dict[int, int] = {}
     sums: dict[int, float] = {}
+    forgotten: dict[int, float] = {}
+    changes: dict[int, int] = {}
     for key, value in learn.items():
         field = key.decode()
         if field.startswith("u:"):
             updates[int(field[2:])] = int(float(value))
         elif field.startswith("s:"):
             sums[int(field[2:])] = float(value)
+        elif field.startswith("fu:"):
+            forgotten[int(field[3:])] = float(value)
+        elif field.startswith("k:"):
+            changes[int(field[2:])] = int(value)
     last_prediction = stats.get(b"lp")
     last_update = learn.get(b"lu")
+    last_change = learn.get(b"lk")
     return Counters(
         predictions=predictions,
         updates=updates,
@@ -58,6 +68,9 @@ def _counters(stats: dict[bytes, bytes], learn: dict[bytes, bytes]) -> Counters:
         last_update_at=float(last_update) if last_update else None,
         kinds=kinds,
         overflow=int(stats.get(b"overflow", 0)),
+        forgotten=forgotten,
+        changes=changes,
+        last_change_at=float(last_change) if last_change else None,
     )
 
 

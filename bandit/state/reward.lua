@@ -4,7 +4,8 @@
 -- duplicate.
 -- KEYS: meta, learn, vocab, feature analysis, the reward trail bucket, the stored decisions of
 --       the entries that name one, and stats last.
--- ARGV: now, context TTL, trail TTL, max features, the number of entries, then per entry:
+-- ARGV: now, context TTL, trail TTL, max features, the decay of recent rewards (0: the Test
+--       keeps none, see bandit.policy.ON_CHANGE), the number of entries, then per entry:
 --       its stored decision's position among KEYS (0 for none), the variant it names ('' for
 --       none), reward, 1 to use the stored context (else its own), 1 if it carries a context,
 --       the number of its features, (name, value) pairs, the number of its context keys, the
@@ -16,9 +17,12 @@
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
 local now, ttl, trail_ttl = ARGV[1], ARGV[2], ARGV[3]
 local max_features = tonumber(ARGV[4])
+local decay = tonumber(ARGV[5])
 -- Sums (HINCRBYFLOAT) and counts (HINCRBY) per hash, added up over the batch; trail markers.
 local learn, stats_acc, analysis, trail = {}, {}, {}, {}
 local learn_n, analysis_n, trail_n, markers = {}, {}, {}, {}
+-- Per variant, its context-free rewards in the order counted, for its recent sums.
+local recent, recent_order = {}, {}
 local function add(tbl, field, delta) tbl[field] = (tbl[field] or 0) + delta end
 local function admit(name)
   local index = redis.call('HGET', KEYS[3], name)
@@ -47,8 +51,8 @@ local function parse(stored)
 end
 local results = {}
 local applied = 0
-local pos = 6
-for entry = 1, tonumber(ARGV[5]) do
+local pos = 7
+for entry = 1, tonumber(ARGV[6]) do
   local key_index = tonumber(ARGV[pos])
   local v = ARGV[pos + 1]
   local y = tonumber(ARGV[pos + 2])
@@ -101,6 +105,10 @@ for entry = 1, tonumber(ARGV[5]) do
     add(learn, 's:' .. v, y)
     add(learn, 'q:' .. v, y * y)
     if y ~= 0 and y ~= 1 then add(learn_n, 'nb', 1) end
+    if decay > 0 and #features == 0 then
+      if not recent[v] then recent[v] = {}; recent_order[#recent_order + 1] = v end
+      recent[v][#recent[v] + 1] = y
+    end
     add(trail_n, v, 1)
     add(trail, 's:' .. v, y)
     for _, name in ipairs(context_keys) do markers[v .. '|' .. name] = 1 end
@@ -147,6 +155,19 @@ local function flush(key, sums, counts)
   return born
 end
 flush(KEYS[2], learn, learn_n)
+-- Recent sums: each reward weighs decay ** (the variant's rewards counted after it). Written
+-- here, in the script that counts, so that they are exact whichever worker counts.
+for _, v in ipairs(recent_order) do
+  local old = redis.call('HMGET', KEYS[2], 'ru:' .. v, 'rs:' .. v, 'rq:' .. v, 'rw:' .. v)
+  local w, sy, sq, ww = tonumber(old[1]) or 0, tonumber(old[2]) or 0, tonumber(old[3]) or 0,
+    tonumber(old[4]) or 0
+  for _, y in ipairs(recent[v]) do
+    w, sy, sq, ww = decay * w + 1, decay * sy + y, decay * sq + y * y, decay * decay * ww + 1
+  end
+  redis.call('HSET', KEYS[2], 'ru:' .. v, string.format('%.17g', w),
+    'rs:' .. v, string.format('%.17g', sy), 'rq:' .. v, string.format('%.17g', sq),
+    'rw:' .. v, string.format('%.17g', ww))
+end
 flush(KEYS[4], analysis, analysis_n)
 local trail_born = flush(KEYS[5], trail, trail_n)
 local marked = {}

@@ -1,10 +1,12 @@
-"""Rewards: one script that counts a batch atomically, finding each entry's decision itself."""
+"""Rewards: one script that counts a batch atomically, finding each entry's decision itself, and
+one that makes variants forget what they learned before a detected change."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from django.conf import settings
 
@@ -15,6 +17,7 @@ from core.redis_client import guarded
 from core.scripts import Guard, beside
 
 _REWARD = beside(__file__, "reward.lua")
+_FORGET = beside(__file__, "forget.lua")
 
 # What became of each entry (reward.lua says the same).
 APPLIED = 1  # counted
@@ -58,8 +61,12 @@ def record_rewards(
     context_ttl_seconds: int,
     trail_window_seconds: int,
     trail_granularity_seconds: int,
+    recent_decay: float = 0.0,
 ) -> list[Outcome]:
     """Apply a batch of rewards atomically, in one round trip; answer each one's Outcome.
+
+    `recent_decay` above 0 also keeps each variant's recent sums with that decay (see
+    bandit.policy.ON_CHANGE).
 
     Raises ConfigMoved, having written nothing, when the guard finds the worker's configuration
     stale, and TestMissing when Redis has no state for the Test.
@@ -71,6 +78,7 @@ def record_rewards(
         context_ttl_seconds,
         trail_window_seconds + trail_granularity_seconds,
         settings.SCOUT_MAX_FEATURES,
+        repr(float(recent_decay)),
         len(rewards),
     ]
     for reward in rewards:
@@ -109,3 +117,15 @@ def record_rewards(
         Outcome(int(status), int(variant))
         for status, variant in zip(pairs[::2], pairs[1::2], strict=True)
     ]
+
+
+@guarded
+def forget(test_id: str, changed: Sequence[tuple[int, int]]) -> int:
+    """Make each variant of `changed` (its id, and the changes detected for it so far as the
+    caller read them) forget what it learned before its recent rewards (forget.lua); a
+    variant whose change another worker acted on first is left. Answers how many forgot."""
+    args: list[object] = [f"{time.time():.6f}"]
+    for variant_id, changes in changed:
+        args += [variant_id, changes]
+    forgot = cast(int, _FORGET([keys.learn(test_id)], args))  # the script answers a number
+    return int(forgot)
