@@ -98,11 +98,13 @@ class LearnedStats:
     xtx: np.ndarray | None = None
     xty: np.ndarray | None = None
     recent: Recent | None = None  # kept for Tests that forget on a change (ON_CHANGE)
+    forgotten_updates: float = 0.0  # rewards counted that the model no longer uses
 
     @functools.cached_property
     def total_updates(self) -> int:
-        """Asked by every decision; the statistics of a snapshot never change once read."""
-        return int(self.updates.sum())
+        """Every reward counted, forgotten or not: what the uniform start waits for. Asked by
+        every decision; the statistics of a snapshot never change once read."""
+        return round(float(self.updates.sum()) + self.forgotten_updates)
 
     @property
     def contextual(self) -> bool:
@@ -445,10 +447,10 @@ def forget_before_change(stats: LearnedStats, changed: list[int]) -> None:
     does in Redis (`bandit.state.rewards.forget`)."""
     assert stats.recent is not None
     for i in changed:
+        stats.forgotten_updates += float(stats.updates[i] - stats.recent.weight[i])
         stats.updates[i] = stats.recent.weight[i]
         stats.reward_sum[i] = stats.recent.reward_sum[i]
         stats.reward_sq_sum[i] = stats.recent.reward_sq_sum[i]
-    stats.__dict__.pop("total_updates", None)  # the cached total moved
 
 
 def is_number(value: object, limit: float) -> bool:

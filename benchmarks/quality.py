@@ -284,6 +284,7 @@ class ScoutAgent(Agent):
             self.reward_sum - self.forgotten[1],
             self.reward_sq_sum - self.forgotten[2],
             non_binary_rewards=self.non_binary,
+            forgotten_updates=float(self.forgotten[0].sum()),
         )
         if self.forgetting == policy.ON_CHANGE:
             # As a snapshot's build does (bandit.snapshots), the reset as forget.lua's.

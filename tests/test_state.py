@@ -418,6 +418,7 @@ def test_a_variant_forgets_once_what_came_before_its_recent_rewards(in_process):
     assert after.reward_sum[0] == pytest.approx(before.recent.reward_sum[0], rel=1e-12)
     assert after.reward_sq_sum[0] == pytest.approx(before.recent.reward_sq_sum[0], rel=1e-12)
     assert (after.updates[1], after.reward_sum[1]) == (1.0, 1.0)
+    assert after.total_updates == 61  # all of them count for the uniform start
     # What was counted stays counted; the details show what the model uses beside it.
     counters = reads.counters([test_id])[test_id]
     assert counters.updates == {0: 60, 1: 1} and counters.reward_sums == {0: 40.0, 1: 1.0}

@@ -111,6 +111,7 @@ def _fill(stats: LearnedStats, raw_learn: dict[bytes, bytes]) -> int:
     for code, target in ((FU, stats.updates), (FS, stats.reward_sum), (FQ, stats.reward_sq_sum)):
         chosen = kind == code
         np.subtract.at(target, row[chosen], amounts[chosen])
+    stats.forgotten_updates = float(amounts[kind == FU].sum())
     regression = kind >= C
     if not (regression & (kind != A)).any():
         return 1
