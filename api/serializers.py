@@ -389,7 +389,9 @@ class VariantPerformance(serializers.Serializer):
     predictions = serializers.IntegerField()
     updates = serializers.IntegerField()
     reward_sum = serializers.FloatField()
-    average_reward = serializers.FloatField(allow_null=True)
+    average_reward = serializers.FloatField(
+        help_text="`reward_sum / updates`; 0.0 before the variant's first reward (see `updates`)."
+    )
     current_prediction_ratio = serializers.FloatField()
     evidence = serializers.FloatField(
         help_text=(

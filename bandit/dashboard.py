@@ -158,7 +158,7 @@ def dashboard(test_id: str) -> dict[str, Any]:
                 "traffic_share": summary["current_prediction_ratio"],
                 "rewards": summary["updates"],
                 "reward_sum": summary["reward_sum"],
-                "mean_reward": summary["average_reward"],
+                "mean_reward": summary["average_reward"] if summary["updates"] else None,
                 **intervals[variant],
                 "rolled_out": rollout == variant,
             }

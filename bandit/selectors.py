@@ -76,7 +76,9 @@ def details(test_id: str) -> dict[str, Any]:
             "predictions": counters.predictions.get(variant, 0),
             "updates": updates,
             "reward_sum": reward_sum,
-            "average_reward": reward_sum / updates if updates else None,
+            # A number for every variant: clients of the contract parse it as one. `updates`
+            # says how much it is worth (none before the first reward).
+            "average_reward": reward_sum / updates if updates else 0.0,
             "current_prediction_ratio": _ratio(shares.get(variant, 0), total_share),
             "evidence": round(updates - counters.forgotten.get(variant, 0.0), 6),
             "changes_detected": counters.changes.get(variant, 0),

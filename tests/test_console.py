@@ -275,9 +275,9 @@ def test_create_a_test_and_watch_its_dashboard(tab: Console, api: httpx.Client) 
         row = page.locator(f"#scout-variants tr[data-variant='{variant}']")
         assert row.locator("[data-field=predictions]").inner_text() == str(summary["predictions"])
         assert row.locator("[data-field=rewards]").inner_text() == str(summary["updates"])
-        mean = summary["average_reward"]
+        mean = summary["average_reward"]  # 0.0 before a reward: the dashboard shows none
         shown = row.locator("[data-field=mean_reward]").inner_text()
-        assert shown == ("–" if mean is None else f"{mean:.3f}")
+        assert shown == ("–" if summary["updates"] == 0 else f"{mean:.3f}")
         share = row.locator("[data-field=traffic_share]").inner_text().strip()
         assert share == f"{summary['current_prediction_ratio'] * 100:.1f}%"
         low, high = row.locator("[data-field=interval]").inner_text().split(" – ")

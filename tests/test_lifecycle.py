@@ -96,7 +96,7 @@ def test_details_of_a_new_test_have_every_field_in_its_empty_form(api, make_test
         "predictions": 0,
         "updates": 0,
         "reward_sum": 0.0,
-        "average_reward": None,
+        "average_reward": 0.0,  # a number, as the contract's clients parse it
         "current_prediction_ratio": 0.0,
         "evidence": 0.0,
         "changes_detected": 0,
