@@ -52,6 +52,18 @@ def _marginal(test_id: str) -> tuple[policy.Posterior, policy.LearnedStats]:
     return policy.build_posterior(stats, snapshot.definition.prior), stats
 
 
+def _model(test_id: str) -> str:
+    """Which model the Test learns with, as `policy.build_posterior` picks it: `regression`
+    (a context was learned from), `means` (real-valued rewards) or `rates` (0/1 rewards). The
+    prior applies to rates alone and forgetting to Tests without a context."""
+    snapshot = snapshots.get(test_id)
+    if snapshot is None:
+        raise NotFound(f"Test {test_id} not found.")
+    if snapshot.stats.contextual:
+        return "regression"
+    return "means" if snapshot.stats.non_binary_rewards else "rates"
+
+
 def _intervals(test_id: str, variant_ids: list[int]) -> dict[int, dict[str, float]]:
     """Per variant: its credible interval and P(best), the rewards the model learns from now
     (`evidence`: fewer than all of them after a detected change) and the changes detected."""
@@ -179,6 +191,7 @@ def dashboard(test_id: str) -> dict[str, Any]:
         "sampling": details["sampling"],
         "prior": details["prior"],
         "forgetting": details["forgetting"],
+        "model": _model(details["cb_model_id"]),
         "learning": details["total_updates"] >= details["minimum_update_requests_for_stats"],
         "trail_time_window_minutes": details["trail_time_window_minutes"],
         "trail_bucket_granularity_seconds": details["trail_bucket_granularity_seconds"],

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import details, reward
+from tests.conftest import details, fetch, reward
 from tests.live import ADMIN, ScoutServer
 
 PAGES = [
@@ -222,8 +222,24 @@ def test_the_dashboard_shows_the_evidence_in_use_beside_all_rewards(
     time.sleep(1.2)  # older than a snapshot lives unchecked: whichever worker answers looks
     page = browser_session.get(f"/admin/bandit/test/{test_id}/change/")
     assert page.status_code == 200
-    assert "forgets on a change" in page.text
+    assert "Thompson sampling (focused, pooled prior, forgets on a change)" in page.text
     summary = details(api, test_id)["performance_summary"]["0"]
     assert summary["changes_detected"] == 1 and summary["updates"] == 300
     in_use = re.search(r'data-field="evidence">(\d+) in use since 1 change<', page.text)
     assert in_use and int(in_use.group(1)) == round(summary["evidence"]) < 300, in_use
+
+
+def test_the_dashboard_names_the_model_a_test_learns_with(browser_session, make_test, api):
+    """A contextual Test learns a regression: neither the prior of a rate nor forgetting
+    applies to it, and its dashboard does not claim them."""
+    test_id = make_test(f"Contextual {uuid.uuid4().hex[:6]}", minimum_update_requests=0)[
+        "cb_model_id"
+    ]
+    decision = fetch(api, test_id, request_id="visit-1", context={"device": "mobile"})
+    reward(api, test_id, {"request_id": decision["request_id"], "reward": 1})
+    time.sleep(1.2)  # whichever worker answers builds its snapshot again
+    page = browser_session.get(f"/admin/bandit/test/{test_id}/change/")
+    assert page.status_code == 200
+    assert "Thompson sampling (focused, a regression on the context)" in page.text
+    state = page.text.split('data-field="state"')[1].split('data-field="total_predictions"')[0]
+    assert "a regression on the context" in state and "prior" not in state
