@@ -38,36 +38,37 @@ def list_counters(tests: list[Test]) -> dict[str, reads.Counters] | None:
         return None
 
 
-def _marginal(test_id: str) -> tuple[policy.Posterior, policy.LearnedStats]:
+def _snapshot(test_id: str) -> snapshots.Snapshot:
+    snapshot = snapshots.get(test_id)
+    if snapshot is None:
+        raise NotFound(f"Test {test_id} not found.")
+    return snapshot
+
+
+def _marginal(snapshot: snapshots.Snapshot) -> tuple[policy.Posterior, policy.LearnedStats]:
     """Each variant's posterior of its mean reward over all visitors, and the statistics it
     comes from (the evidence the model uses now).
 
     For a contextual Test the sampler's posterior is per context; the dashboard's question is
     "which variant earns most overall", so the same sums are read without the features.
     """
-    snapshot = snapshots.get(test_id)
-    if snapshot is None:
-        raise NotFound(f"Test {test_id} not found.")
     stats = dataclasses.replace(snapshot.stats, feature_index={}, xtx=None, xty=None)
     return policy.build_posterior(stats, snapshot.definition.prior), stats
 
 
-def _model(test_id: str) -> str:
+def _model(stats: policy.LearnedStats) -> str:
     """Which model the Test learns with, as `policy.build_posterior` picks it: `regression`
     (a context was learned from), `means` (real-valued rewards) or `rates` (0/1 rewards). The
     prior applies to rates alone and forgetting to Tests without a context."""
-    snapshot = snapshots.get(test_id)
-    if snapshot is None:
-        raise NotFound(f"Test {test_id} not found.")
-    if snapshot.stats.contextual:
+    if stats.contextual:
         return "regression"
-    return "means" if snapshot.stats.non_binary_rewards else "rates"
+    return "means" if stats.non_binary_rewards else "rates"
 
 
-def _intervals(test_id: str, variant_ids: list[int]) -> dict[int, dict[str, float]]:
+def _intervals(snapshot: snapshots.Snapshot, variant_ids: list[int]) -> dict[int, dict[str, float]]:
     """Per variant: its credible interval and P(best), the rewards the model learns from now
     (`evidence`: fewer than all of them after a detected change) and the changes detected."""
-    posterior, stats = _marginal(test_id)
+    posterior, stats = _marginal(snapshot)
     rng = np.random.default_rng(INTERVAL_SEED)
     low, high, wins = policy.credible_interval(posterior, {0: 1.0}, rng, draws=INTERVAL_DRAWS)
     changes = stats.recent.changes if stats.recent is not None else np.zeros(len(variant_ids))
@@ -157,7 +158,8 @@ def dashboard(test_id: str) -> dict[str, Any]:
     details = selectors.details(test_id)
     labels = {int(key): label for key, label in details["variants"].items()}
     variant_ids = sorted(labels)
-    intervals = _intervals(details["cb_model_id"], variant_ids)
+    snapshot = _snapshot(details["cb_model_id"])
+    intervals = _intervals(snapshot, variant_ids)
     rollout = details["global_variant_rollout"]
     variants = []
     for variant in variant_ids:
@@ -191,7 +193,7 @@ def dashboard(test_id: str) -> dict[str, Any]:
         "sampling": details["sampling"],
         "prior": details["prior"],
         "forgetting": details["forgetting"],
-        "model": _model(details["cb_model_id"]),
+        "model": _model(snapshot.stats),
         "learning": details["total_updates"] >= details["minimum_update_requests_for_stats"],
         "trail_time_window_minutes": details["trail_time_window_minutes"],
         "trail_bucket_granularity_seconds": details["trail_bucket_granularity_seconds"],
