@@ -32,7 +32,7 @@ from api.validation import (
     text_problem,
     validated,
 )
-from bandit import defaults, policy
+from bandit import defaults, policy, windows
 from bandit.policy import is_number
 from bandit.services import EntryRefused, RewardInput
 from core.errors import Conflict
@@ -358,6 +358,26 @@ class CreateTestRequest(TestSettingsFields):
         },
     )
 
+    reward_window_seconds = Integer(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=windows.REWARD_WINDOW_SECONDS[0],
+        max_value=windows.REWARD_WINDOW_SECONDS[1],
+        help_text=(
+            "How long a decision waits for its reward. A decision that gets none in time "
+            "counts once with `default_reward`, so a product that reports only conversions "
+            "still teaches the Test what did not convert; a reward after the window is late "
+            "and not counted. null (the default): decisions wait for ever."
+        ),
+    )
+    default_reward = Number(
+        limit=MAX_ABS_NUMBER,
+        required=False,
+        default=0.0,
+        help_text="What a decision counts when its reward window closes without a reward.",
+    )
+
 
 class CreateTestResponse(serializers.Serializer):
     message = serializers.CharField()
@@ -403,6 +423,12 @@ class VariantPerformance(serializers.Serializer):
     changes_detected = serializers.IntegerField(
         help_text="How many times this variant's rewards were found to have changed."
     )
+    default_rewards = serializers.IntegerField(
+        help_text=(
+            "Decisions for this variant whose reward window closed without a reward, counted "
+            "with the default reward (they are among `updates`)."
+        )
+    )
 
 
 class PredictionTrailEntry(serializers.Serializer):
@@ -427,6 +453,16 @@ class TestDetails(TestSummary):
     forgetting = serializers.ChoiceField(choices=policy.FORGETTING)
     last_change_at = serializers.DateTimeField(
         allow_null=True, help_text="When a change of a variant's rewards was last detected."
+    )
+    reward_window_seconds = serializers.IntegerField(
+        allow_null=True,
+        help_text="How long a decision waits for its reward (null: for ever).",
+    )
+    default_reward = serializers.FloatField(
+        help_text="What a decision counts when its reward window closes without a reward."
+    )
+    decisions_awaiting_reward = serializers.IntegerField(
+        help_text="Decisions whose reward window is open (none without a window)."
     )
     performance_summary = serializers.DictField(child=VariantPerformance())
     prediction_trail = PredictionTrailEntry(many=True)

@@ -109,6 +109,8 @@ class CreateTestView(ApiView):
             sampling=body["sampling"],
             prior=body["prior"],
             forgetting=body["forgetting"],
+            reward_window_seconds=body["reward_window_seconds"],
+            default_reward=body["default_reward"],
             actor=self.actor(request),
         )
         return Response(

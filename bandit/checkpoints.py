@@ -9,18 +9,15 @@ writes the checkpoint back. At most the activity since the last checkpoint is lo
 from __future__ import annotations
 
 import logging
-import threading
-import time
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, transaction
+from django.db import transaction
 from django.utils import timezone
-from redis.exceptions import RedisError
 
 from bandit import metrics
 from bandit.models import Checkpoint, Test
-from bandit.state import durable
-from core.redis_client import try_lock
+from bandit.state import durable, lifecycle
+from core import periodic
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +74,12 @@ def restore(test: Test) -> bool:
     """Refill a Test that Redis lost from its checkpoint (or mark it anew, if it has none)."""
     checkpoint = Checkpoint.objects.filter(test=test).first()
     hashes = checkpoint.data if checkpoint else {}
-    restored = durable.restore_test(str(test.id), hashes, test.global_variant_rollout)
+    definition = lifecycle.meta_fields(
+        rollout=test.global_variant_rollout,
+        reward_window_seconds=test.reward_window_seconds,
+        default_reward=test.default_reward,
+    )
+    restored = durable.restore_test(str(test.id), hashes, definition)
     if restored:
         metrics.STATE_RESTORES.inc()
         logger.warning(
@@ -91,28 +93,6 @@ def restore(test: Test) -> bool:
     return restored
 
 
-def _loop(interval: float) -> None:
-    while True:
-        time.sleep(interval)
-        try:
-            if try_lock("checkpoint", interval * 0.9):
-                checkpoint_all()
-        except (RedisError, DatabaseError) as exc:
-            logger.warning("Checkpoint skipped: %s", exc)
-        except Exception:  # the loop must outlive any one bad round
-            logger.exception("Checkpoint failed")
-        finally:
-            close_old_connections()
-
-
-_started = False
-
-
 def start_background() -> None:
     """Start this worker's checkpoint thread (once per process)."""
-    global _started
-    interval = settings.SCOUT_CHECKPOINT_SECONDS
-    if _started or interval <= 0:
-        return
-    _started = True
-    threading.Thread(target=_loop, args=(interval,), name="scout-checkpoint", daemon=True).start()
+    periodic.start("checkpoint", settings.SCOUT_CHECKPOINT_SECONDS, checkpoint_all)

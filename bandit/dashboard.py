@@ -193,6 +193,12 @@ def dashboard(test_id: str) -> dict[str, Any]:
         "sampling": details["sampling"],
         "prior": details["prior"],
         "forgetting": details["forgetting"],
+        "reward_window_seconds": details["reward_window_seconds"],
+        "default_reward": details["default_reward"],
+        "decisions_awaiting_reward": details["decisions_awaiting_reward"],
+        "default_rewards": sum(
+            summary["default_rewards"] for summary in details["performance_summary"].values()
+        ),
         "model": _model(snapshot.stats),
         "learning": details["total_updates"] >= details["minimum_update_requests_for_stats"],
         "trail_time_window_minutes": details["trail_time_window_minutes"],

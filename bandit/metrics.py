@@ -66,6 +66,17 @@ DUPLICATE_REWARDS = Counter(
     "scout_duplicate_rewards",
     "Rewards for a request_id whose reward was already counted (reported, not counted again).",
 )
+DEFAULT_REWARDS = Counter(
+    "scout_default_rewards",
+    "Decisions whose reward window closed without a reward, counted with the Test's default "
+    "reward (also counted in model_updates).",
+    ["model_id"],
+)
+LATE_REWARDS = Counter(
+    "scout_late_rewards",
+    "Rewards that came after their decision's reward window closed (not counted: the default "
+    "reward was).",
+)
 DEGRADED_DECISIONS = Counter(
     "scout_degraded_decisions",
     "Decisions answered from a worker's snapshot while Redis was unavailable.",

@@ -29,6 +29,13 @@ class Test(models.Model):
     prior = models.CharField(max_length=16, default="pooled")
     # When a variant forgets what it learned (bandit.policy.FORGETTING).
     forgetting = models.CharField(max_length=16, default="on_change")
+    # How long a decision waits for its reward (None: forever, the contract's behaviour); one
+    # that gets none in time is counted once with `default_reward` (bandit.windows).
+    reward_window_seconds = models.PositiveIntegerField(null=True, blank=True)
+    default_reward = models.FloatField(default=0.0)
+    # Set when an operator turns the window off: decisions made while it was on still wait
+    # for their reward until then, and get the default if none comes.
+    reward_windows_close_by = models.DateTimeField(null=True, blank=True)
     # The variant id every visitor gets while a global rollout is in force.
     global_variant_rollout = models.PositiveIntegerField(null=True, blank=True)
 

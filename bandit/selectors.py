@@ -82,6 +82,7 @@ def details(test_id: str) -> dict[str, Any]:
             "current_prediction_ratio": _ratio(shares.get(variant, 0), total_share),
             "evidence": round(updates - counters.forgotten.get(variant, 0.0), 6),
             "changes_detected": counters.changes.get(variant, 0),
+            "default_rewards": counters.defaults.get(variant, 0),
         }
 
     return {
@@ -94,6 +95,9 @@ def details(test_id: str) -> dict[str, Any]:
         "prior": test.prior,
         "forgetting": test.forgetting,
         "last_change_at": iso(counters.last_change_at),
+        "reward_window_seconds": test.reward_window_seconds,
+        "default_reward": test.default_reward,
+        "decisions_awaiting_reward": counters.waiting,
         "performance_summary": performance,
         "prediction_trail": [
             {

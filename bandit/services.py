@@ -13,13 +13,15 @@ import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 from django.db import transaction
+from django.utils import timezone
 from redis.exceptions import RedisError
 
-from bandit import checkpoints, metrics, policy, snapshots
+from bandit import checkpoints, metrics, policy, snapshots, windows
 from bandit.defaults import TestSettings
 from bandit.models import Test
 from bandit.policy import ContextValue
@@ -53,6 +55,8 @@ def create_test(
     sampling: str = policy.FOCUSED,
     prior: str = policy.POOLED,
     forgetting: str = policy.ON_CHANGE,
+    reward_window_seconds: int | None = None,
+    default_reward: float = 0.0,
     actor: audit.Actor | None = None,
 ) -> Test:
     """Create a Test in the database and mark it in Redis. Either both happen or neither."""
@@ -68,10 +72,19 @@ def create_test(
             sampling=sampling,
             prior=prior,
             forgetting=forgetting,
+            reward_window_seconds=reward_window_seconds,
+            default_reward=default_reward,
         )
         audit.record(actor, "test_created", str(test.id), name=test.name)
         # Inside the transaction: if Redis is down, the Test is not created at all.
-        lifecycle.create_test(str(test.id))
+        lifecycle.create_test(
+            str(test.id),
+            lifecycle.meta_fields(
+                rollout=None,
+                reward_window_seconds=reward_window_seconds,
+                default_reward=default_reward,
+            ),
+        )
     logger.info(
         "Test created",
         extra={"test_id": str(test.id), "test_name": test.name, "variants": len(variants)},
@@ -406,6 +419,17 @@ def _report(
                 ),
             }
         )
+    elif status == rewards.LATE:
+        count(metrics.LATE_REWARDS)
+        report.errors.append(
+            {
+                "index": index,
+                "reason": (
+                    f"The reward window of request_id {reward.request_id!r} closed before "
+                    "this reward came: the decision counts the Test's default reward instead."
+                ),
+            }
+        )
     elif status == rewards.GONE_WITHOUT_CONTEXT:
         count(metrics.CONTEXTS_EXPIRED, "failed")
         report.errors.append(
@@ -419,6 +443,51 @@ def _report(
         )
     else:  # GONE_WITHOUT_VARIANT
         report.errors.append({"index": index, "reason": "variant_id is required."})
+
+
+# --- Reward windows -------------------------------------------------------------------------
+
+
+def set_reward_window(
+    test_id: str,
+    *,
+    seconds: int | None,
+    default_reward: float,
+    actor: audit.Actor | None = None,
+) -> Test:
+    """From the next decision on, on every worker, decisions wait `seconds` for their reward
+    (None: for ever, as the contract has it), and one that gets none in time counts
+    `default_reward` (bandit.windows). Decisions made before keep the window they were made
+    with: turning the window off still closes theirs."""
+    test = get_test(test_id)
+    previous = test.reward_window_seconds
+    with transaction.atomic():
+        if previous is not None and seconds is None:
+            test.reward_windows_close_by = timezone.now() + timedelta(
+                seconds=previous + windows.CLOSE_BY_MARGIN_SECONDS
+            )
+        test.reward_window_seconds = seconds
+        test.default_reward = default_reward
+        test.save(
+            update_fields=["reward_window_seconds", "default_reward", "reward_windows_close_by"]
+        )
+        audit.record(
+            actor,
+            "reward_window_set",
+            str(test.id),
+            reward_window_seconds=seconds,
+            default_reward=default_reward,
+        )
+        lifecycle.set_reward_window(str(test.id), seconds, default_reward)
+    logger.info(
+        "Reward window set",
+        extra={
+            "test_id": str(test.id),
+            "reward_window_seconds": seconds,
+            "default_reward": default_reward,
+        },
+    )
+    return test
 
 
 # --- Rollouts -------------------------------------------------------------------------------

@@ -112,6 +112,22 @@ class TestCreateForm(forms.ModelForm):
         ),
     )
 
+    reward_window_seconds = forms.IntegerField(
+        label="Reward window (seconds)",
+        required=False,
+        widget=UnfoldAdminIntegerFieldWidget(attrs={"placeholder": "off"}),
+        help_text=(
+            "How long a decision waits for its reward; one that gets none in time counts the "
+            "default reward. Leave empty when every decision gets a reward."
+        ),
+    )
+    default_reward = forms.FloatField(
+        label="Default reward",
+        initial=0.0,
+        widget=UnfoldAdminIntegerFieldWidget(attrs={"step": "any"}),
+        help_text="What a decision counts when its window closes without a reward.",
+    )
+
     class Meta:
         model = Test
         fields = ["name"]
@@ -130,6 +146,18 @@ class TestCreateForm(forms.ModelForm):
         labels = {str(i): label for i, label in enumerate(line for line in lines if line)}
         return _checked(lambda: _field("variants").run_validation(labels))
 
+    def clean_reward_window_seconds(self) -> int | None:
+        return _checked(
+            lambda: _field("reward_window_seconds").run_validation(
+                self.cleaned_data.get("reward_window_seconds")
+            )
+        )
+
+    def clean_default_reward(self) -> float:
+        return _checked(
+            lambda: _field("default_reward").run_validation(self.cleaned_data.get("default_reward"))
+        )
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         assert cleaned is not None  # Django's clean() answers cleaned_data; overrides may not
@@ -139,6 +167,15 @@ class TestCreateForm(forms.ModelForm):
                 lambda: validated(shapes.TestSettingsFields, chosen)["test_settings"]
             )
         return cleaned
+
+
+class RewardWindowForm(forms.Form):
+    """A running Test's reward window and default reward, checked by the API's own fields."""
+
+    reward_window_seconds = TestCreateForm.base_fields["reward_window_seconds"]
+    default_reward = TestCreateForm.base_fields["default_reward"]
+    clean_reward_window_seconds = TestCreateForm.clean_reward_window_seconds
+    clean_default_reward = TestCreateForm.clean_default_reward
 
 
 def _field(name: str) -> serializers.Field:
@@ -215,6 +252,7 @@ class TestAdmin(ModelAdmin):
                 )
             },
         ),
+        ("Rewards that never come", {"fields": ("reward_window_seconds", "default_reward")}),
     )
 
     # --- The list -------------------------------------------------------------------------
@@ -279,6 +317,8 @@ class TestAdmin(ModelAdmin):
             sampling=form.cleaned_data["sampling"],
             prior=form.cleaned_data["prior"],
             forgetting=form.cleaned_data["forgetting"],
+            reward_window_seconds=form.cleaned_data["reward_window_seconds"],
+            default_reward=form.cleaned_data["default_reward"],
             actor=actor_of(request),
         )
         for field in Test._meta.concrete_fields:
@@ -330,6 +370,11 @@ class TestAdmin(ModelAdmin):
                 "<uuid:object_id>/rollout/<int:variant_id>/",
                 wrap(self.rollout_view),
                 name="bandit_test_rollout",
+            ),
+            path(
+                "<uuid:object_id>/reward_window/",
+                wrap(self.reward_window_view),
+                name="bandit_test_reward_window",
             ),
             path(
                 "<uuid:object_id>/clear_rollout/",
@@ -433,6 +478,46 @@ class TestAdmin(ModelAdmin):
             text="The Test goes back to Thompson sampling from the next request on.",
             button="Yes, clear it",
         )
+
+    def reward_window_view(self, request: HttpRequest, object_id: str):
+        """Change how long the Test's decisions wait for their reward, and what one that gets
+        none counts; it holds from the next decision on, on every worker."""
+        test = self._test_or_404(request, object_id)
+        if not self.has_change_permission(request, test):
+            raise PermissionDenied
+        initial = {
+            "reward_window_seconds": test.reward_window_seconds,
+            "default_reward": test.default_reward,
+        }
+        form = RewardWindowForm(request.POST or None, initial=initial)
+        if request.method == "POST" and form.is_valid():
+            seconds = form.cleaned_data["reward_window_seconds"]
+            try:
+                services.set_reward_window(
+                    str(test.pk),
+                    seconds=seconds,
+                    default_reward=form.cleaned_data["default_reward"],
+                    actor=actor_of(request),
+                )
+            except (ServiceError, RedisError) as exc:
+                messages.error(request, _reason(exc))
+            else:
+                messages.success(
+                    request,
+                    f"Decisions wait {seconds} s for their reward from now on."
+                    if seconds is not None
+                    else "Decisions wait for their reward for ever from now on.",
+                )
+                return self._back(test)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Reward window of “{test.name}”",
+            "form": form,
+            "opts": self.opts,
+            "original": test,
+            "test": test,
+        }
+        return TemplateResponse(request, "admin/bandit/test/reward_window.html", context)
 
     def _confirm(self, request: HttpRequest, test: Test, *, title: str, text: str, button: str):
         context = {

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -246,6 +247,8 @@ def test_create_a_test_and_watch_its_dashboard(tab: Console, api: httpx.Client) 
     page.select_option("select[name=prior]", "flat")
     assert page.locator("select[name=forgetting]").input_value() == "on_change"
     page.select_option("select[name=forgetting]", "never")
+    assert page.locator("input[name=reward_window_seconds]").input_value() == ""  # off
+    page.fill("input[name=reward_window_seconds]", "3600")
     tab.shot("test-add")
     page.click("button[name=_save]")
     page.wait_for_url(re.compile(r".*/admin/bandit/test/[0-9a-f-]{36}/change/$"))
@@ -258,6 +261,7 @@ def test_create_a_test_and_watch_its_dashboard(tab: Console, api: httpx.Client) 
     assert created["trail_time_window_minutes"] == 10
     assert created["trail_bucket_granularity_seconds"] == 10
     assert created["minimum_update_requests_for_stats"] == 5
+    assert created["reward_window_seconds"] == 3600 and created["default_reward"] == 0.0
     assert created["sampling"] == "standard"
     assert created["prior"] == "flat"
     assert created["forgetting"] == "never"
@@ -359,6 +363,46 @@ def test_roll_out_and_clear_from_the_dashboard(tab: Console, api: httpx.Client) 
     actions = rows.all_inner_texts()
     assert any("rollout_cleared" in text and ADMIN.username in text for text in actions)
     assert any(re.search(r"\brollout\b", text) and ADMIN.username in text for text in actions)
+
+
+def test_change_the_reward_window_from_the_dashboard(tab: Console, api: httpx.Client) -> None:
+    page = tab.page
+    test_id = create_test(api, f"Signup {uuid.uuid4().hex[:6]}", ["Short", "Long"])
+    tab.open(f"/admin/bandit/test/{test_id}/change/")
+    assert page.locator("[data-field=reward_window]").inner_text() == "off"
+    page.click("[data-action=reward-window]")
+    # Bad input stays on the form with the API's own message, and changes nothing.
+    page.fill("input[name=reward_window_seconds]", "0")
+    page.click("[data-action=save]")
+    page.get_by_text("reward_window_seconds must be an integer between 1 and").first.wait_for()
+    assert details(api, test_id)["reward_window_seconds"] is None
+    page.fill("input[name=reward_window_seconds]", "2")
+    page.fill("input[name=default_reward]", "0.5")
+    tab.shot("reward-window")
+    page.click("[data-action=save]")
+    page.wait_for_url(re.compile(rf".*/admin/bandit/test/{test_id}/change/$"))
+    page.get_by_text("Decisions wait 2 s for their reward").first.wait_for()
+    changed = details(api, test_id)
+    assert changed["reward_window_seconds"] == 2 and changed["default_reward"] == 0.5
+    # It holds at once: a decision now gets the default when nobody rewards it.
+    fetch(api, test_id, request_id="silent-visit")
+    deadline = time.monotonic() + 15
+    while details(api, test_id)["total_updates"] < 1:
+        assert time.monotonic() < deadline, "the window did not close"
+        time.sleep(0.3)
+    assert sum(
+        v["reward_sum"] for v in details(api, test_id)["performance_summary"].values()
+    ) == pytest.approx(0.5)
+    page.locator("[data-field=reward_window]", has_text="2 s").wait_for()
+    # Turned off again from the same form, and audited.
+    page.click("[data-action=reward-window]")
+    page.fill("input[name=reward_window_seconds]", "")
+    page.click("[data-action=save]")
+    page.get_by_text("Decisions wait for their reward for ever").first.wait_for()
+    assert details(api, test_id)["reward_window_seconds"] is None
+    tab.open(f"/admin/adminapi/auditentry/?q={test_id}")
+    actions = page.locator("#result_list tbody tr").all_inner_texts()
+    assert sum("reward_window_set" in text and ADMIN.username in text for text in actions) == 2
 
 
 def test_delete_a_test_with_confirmation(

@@ -243,3 +243,43 @@ def test_the_dashboard_names_the_model_a_test_learns_with(browser_session, make_
     assert "Thompson sampling (focused, a regression on the context)" in page.text
     state = page.text.split('data-field="state"')[1].split('data-field="total_predictions"')[0]
     assert "a regression on the context" in state and "prior" not in state
+
+
+def test_the_reward_window_form_checks_its_input_and_needs_a_post(browser_session, make_test, api):
+    test_id = make_test(f"Window {uuid.uuid4().hex[:6]}")["cb_model_id"]
+    url = f"/admin/bandit/test/{test_id}/reward_window/"
+    form = browser_session.get(url)
+    assert form.status_code == 200 and 'name="reward_window_seconds"' in form.text
+    assert browser_session.post(url, data={"reward_window_seconds": "60"}).status_code == 403
+    for seconds, default, says in [
+        ("0", "0", "between 1 and 2592000"),
+        ("2592001", "0", "between 1 and 2592000"),
+        ("soon", "0", "Enter a whole number"),
+        ("60", "lots", "Enter a number"),
+        ("60", "1e13", "magnitude at most"),
+    ]:
+        refused = browser_session.post(
+            url,
+            data={
+                "csrfmiddlewaretoken": csrf(browser_session),
+                "reward_window_seconds": seconds,
+                "default_reward": default,
+            },
+        )
+        assert refused.status_code == 200 and says in refused.text, (seconds, default)
+        assert details(api, test_id)["reward_window_seconds"] is None
+    saved = browser_session.post(
+        url,
+        data={
+            "csrfmiddlewaretoken": csrf(browser_session),
+            "reward_window_seconds": "60",
+            "default_reward": "-1",
+        },
+    )
+    assert saved.status_code == 302
+    info = details(api, test_id)
+    assert info["reward_window_seconds"] == 60 and info["default_reward"] == -1.0
+    page = browser_session.get(f"/admin/bandit/test/{test_id}/change/")
+    assert 'data-field="reward_window">60 s<' in page.text
+    unknown = browser_session.get(f"/admin/bandit/test/{uuid.uuid4()}/reward_window/")
+    assert unknown.status_code == 404

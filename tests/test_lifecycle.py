@@ -89,6 +89,8 @@ def test_details_of_a_new_test_have_every_field_in_its_empty_form(api, make_test
     assert body["sampling"] == "focused"
     assert body["prior"] == "pooled"
     assert body["forgetting"] == "on_change" and body["last_change_at"] is None
+    assert body["reward_window_seconds"] is None and body["default_reward"] == 0.0
+    assert body["decisions_awaiting_reward"] == 0
     assert body["prediction_trail"] == [] and body["update_trail"] == []
     assert body["context_feature_analysis"] == {}
     assert set(body["performance_summary"]) == {"0", "5"}
@@ -100,6 +102,7 @@ def test_details_of_a_new_test_have_every_field_in_its_empty_form(api, make_test
         "current_prediction_ratio": 0.0,
         "evidence": 0.0,
         "changes_detected": 0,
+        "default_rewards": 0,
     }
 
 

@@ -89,6 +89,7 @@ def test_a_decision_is_stored_under_its_request_id_and_rewarded_by_it(in_process
         "current_prediction_ratio": 1.0,
         "evidence": 1.0,
         "changes_detected": 0,
+        "default_rewards": 0,
     }
     # The stored context taught the model: the feature analysis knows the device.
     features = details["context_feature_analysis"]["features"]

@@ -17,6 +17,8 @@ from system import config
 pytestmark = pytest.mark.usefixtures("in_process")
 
 TTL = {"context_ttl_seconds": 3600, "trail_window_seconds": 3600, "trail_granularity_seconds": 60}
+# What the database says of a Test with no rollout and no reward window.
+NOTHING = lifecycle.meta_fields(rollout=None, reward_window_seconds=None, default_reward=0.0)
 
 
 def new_test() -> str:
@@ -337,10 +339,14 @@ def test_a_lost_test_is_refilled_once_from_its_export(in_process):
     lifecycle.delete_test(test_id)
     assert durable.missing([test_id]) == {test_id}
     assert durable.totals([test_id]) == {test_id: None}
-    assert durable.restore_test(test_id, exported, rollout=0)
-    assert not durable.restore_test(test_id, {}, rollout=None)  # already there: left alone
+    # The database's word on the rollout and the reward window wins over the checkpoint's.
+    in_database = lifecycle.meta_fields(rollout=0, reward_window_seconds=30, default_reward=0.5)
+    assert durable.restore_test(test_id, exported, in_database)
+    assert not durable.restore_test(test_id, {}, NOTHING)  # already there: left alone
     assert durable.totals([test_id]) == {test_id: (1, 1)}
     assert learned.load_learned(test_id, [0, 1]).rollout == 0
+    meta = in_process.hgetall(keys.meta(test_id))
+    assert meta["rw"] == "30" and float(meta["dr"]) == 0.5
     assert reads.counters([test_id])[test_id].reward_sums == {1: 1.0}
 
 
@@ -430,7 +436,7 @@ def test_a_variant_forgets_once_what_came_before_its_recent_rewards(in_process):
     assert later.updates[0] == pytest.approx(after.updates[0] + 1, rel=1e-12)
     exported = durable.export_tests([test_id])[test_id]
     lifecycle.delete_test(test_id)
-    assert durable.restore_test(test_id, exported, rollout=None)
+    assert durable.restore_test(test_id, exported, NOTHING)
     restored = learned.load_learned(test_id, [0, 1]).stats
     assert restored.updates.tolist() == later.updates.tolist()
     assert restored.recent is not None and restored.recent.changes.tolist() == [1, 0]

@@ -3,15 +3,19 @@
 -- A request id that already names a decision gets that decision back (retries are idempotent).
 -- The stored decision is what its reward needs, so that a reward takes one round trip:
 -- "variant|index:value,...|context keys as JSON" (the features by their vocabulary index).
+-- A Test with a reward window (meta's `rw`) also puts the decision among those that wait for
+-- their reward (bandit.windows), and keeps it for the window beside the context TTL.
 -- KEYS: meta, stats, vocab, feature analysis, the stored context, the prediction trail bucket,
---       learn (read only: its reward count tells the worker whether its snapshot is behind).
+--       learn (read only: its reward count tells the worker whether its snapshot is behind),
+--       the decisions waiting for their reward.
 -- ARGV: variant, decision kind, now, context TTL, trail TTL, max features, the number of
 --       context keys, the context keys, then (feature name, value) pairs.
 -- Answers {variant, rolled out?, replayed?, features ignored, rewards counted}, or {-1, ...}
 -- for a missing Test.
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0, 0, false} end
 local learned = redis.call('HGET', KEYS[7], 'u')
-local rollout = redis.call('HGET', KEYS[1], 'rollout')
+local meta = redis.call('HMGET', KEYS[1], 'rollout', 'rw')
+local rollout, window = meta[1], meta[2]
 local stored = redis.call('GET', KEYS[5])
 if stored then
   local v = string.sub(stored, 1, string.find(stored, '|', 1, true) - 1)
@@ -59,5 +63,15 @@ for f = 1, #names do
   end
 end
 local stored_keys = n_keys > 0 and cjson.encode(context_keys) or ''
-redis.call('SET', KEYS[5], v .. '|' .. table.concat(features, ',') .. '|' .. stored_keys, 'EX', ARGV[4])
+local ttl = tonumber(ARGV[4])
+if window then
+  -- The request id is what the context key holds after the Test's tag and ':c:' (meta's key
+  -- is the tag and ':meta').
+  local request_id = string.sub(KEYS[5], #KEYS[1] - 1)
+  local clock = redis.call('TIME')
+  local closes = tonumber(clock[1]) + tonumber(clock[2]) / 1e6 + tonumber(window)
+  redis.call('ZADD', KEYS[8], string.format('%.6f', closes), v .. '|' .. request_id)
+  ttl = ttl + tonumber(window)
+end
+redis.call('SET', KEYS[5], v .. '|' .. table.concat(features, ',') .. '|' .. stored_keys, 'EX', ttl)
 return {tonumber(v), rollout and 1 or 0, 0, overflow, learned}

@@ -55,6 +55,7 @@ def record_decision(
         keys.context(test_id, request_id),
         keys.trail(test_id, "tp", keys.bucket(now, trail_granularity_seconds)),
         keys.learn(test_id),
+        keys.due(test_id),
     ]
     args = [
         variant_id,

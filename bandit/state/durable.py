@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 
 from bandit.state import keys
+from bandit.state.lifecycle import FROM_DATABASE
 from core.redis_client import connection, guarded
 from core.scripts import beside
 
@@ -59,12 +60,16 @@ def totals(test_ids: Sequence[str]) -> dict[str, tuple[int, int] | None]:
 
 
 @guarded
-def restore_test(test_id: str, hashes: dict[str, dict[str, str]], rollout: int | None) -> bool:
-    """Refill a Test that Redis lost, unless another worker already did (atomic)."""
+def restore_test(
+    test_id: str, hashes: dict[str, dict[str, str]], definition: dict[str, str | None]
+) -> bool:
+    """Refill a Test that Redis lost, unless another worker already did (atomic). The meta
+    fields that mirror the database (lifecycle.FROM_DATABASE) are taken from `definition`
+    (lifecycle.meta_fields), not from the checkpoint, which may be older."""
     meta = dict(hashes.get("meta") or {"created": str(int(time.time()))})
-    meta.pop("rollout", None)
-    if rollout is not None:
-        meta["rollout"] = str(rollout)
+    for name in FROM_DATABASE:
+        meta.pop(name, None)
+    meta.update({name: value for name, value in definition.items() if value is not None})
     filled = {**hashes, "meta": meta}
     args: list[object] = []
     for name in keys.DURABLE:

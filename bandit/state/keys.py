@@ -30,6 +30,12 @@ T the tag):
 - `P:T:c:<request>` string `<variant>|<index>:<value>,...|<context keys as JSON>` (the
                     decision's features by vocabulary index) for the context TTL, or
                     `<variant>|r` once its reward was counted (a later reward is a duplicate).
+- `P:T:due`         sorted set of the decisions that wait for their reward (a Test with a
+                    reward window, bandit.windows): member `<variant>|<request>`, score the
+                    time its window closes. A decision leaves it when its reward or the
+                    default is counted; a decision counted with the default is stored as
+                    `<variant>|d` (a later reward is late). `meta` holds the window in `rw`
+                    (seconds) and the default reward in `dr`.
 - `P:T:tp:<bucket>` and `P:T:tu:<bucket>`: the prediction and reward trails, one hash per time
                     bucket, expiring after the Test's trail window.
 
@@ -83,6 +89,10 @@ def durable(test_id: str, name: str) -> str:
 
 def context(test_id: str, request_id: str) -> str:
     return f"{tag(test_id)}:c:{request_id}"
+
+
+def due(test_id: str) -> str:
+    return f"{tag(test_id)}:due"
 
 
 def trail(test_id: str, kind: str, bucket: int) -> str:

@@ -1,4 +1,5 @@
-"""Marking a Test in Redis, removing all of its keys, and its rollout."""
+"""Marking a Test in Redis, removing all of its keys, and the settings its scripts read from
+its meta hash (a rollout, a reward window), which the database owns and Redis mirrors."""
 
 from __future__ import annotations
 
@@ -7,10 +8,29 @@ import time
 from bandit.state import keys
 from core.redis_client import connection, guarded
 
+# The fields of a Test's meta hash that mirror its definition in the database.
+FROM_DATABASE = ("rollout", "rw", "dr")
+
+
+def meta_fields(
+    *, rollout: int | None, reward_window_seconds: int | None, default_reward: float
+) -> dict[str, str | None]:
+    """What a Test's meta hash says of its definition (None: the field is absent)."""
+    return {
+        "rollout": None if rollout is None else str(rollout),
+        "rw": None if reward_window_seconds is None else str(reward_window_seconds),
+        "dr": repr(float(default_reward)),
+    }
+
 
 @guarded
-def create_test(test_id: str) -> None:
-    connection().hset(keys.meta(test_id), "created", int(time.time()))
+def create_test(test_id: str, fields: dict[str, str | None] | None = None) -> None:
+    """Mark a Test in Redis, with the meta fields of its definition (meta_fields)."""
+    marked: list[str | int] = ["created", int(time.time())]
+    for name, value in (fields or {}).items():
+        if value is not None:
+            marked += [name, value]
+    connection().hset(keys.meta(test_id), items=marked)
 
 
 @guarded
@@ -35,3 +55,16 @@ def set_rollout(test_id: str, variant_id: int | None) -> None:
         connection().hdel(keys.meta(test_id), "rollout")
     else:
         connection().hset(keys.meta(test_id), "rollout", variant_id)
+
+
+@guarded
+def set_reward_window(test_id: str, seconds: int | None, default_reward: float) -> None:
+    """From the next decision on, on every worker: decisions wait `seconds` for their reward
+    (None: for ever); a window that closes counts `default_reward`."""
+    pipe = connection().pipeline(transaction=True)
+    if seconds is None:
+        pipe.hdel(keys.meta(test_id), "rw")
+    else:
+        pipe.hset(keys.meta(test_id), "rw", seconds)
+    pipe.hset(keys.meta(test_id), "dr", repr(float(default_reward)))
+    pipe.execute()

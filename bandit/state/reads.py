@@ -24,6 +24,8 @@ class Counters:
     forgotten: dict[int, float]  # rewards the model stopped using after a detected change
     changes: dict[int, int]  # changes detected per variant
     last_change_at: float | None
+    defaults: dict[int, int]  # decisions counted with the default reward (reward windows)
+    waiting: int  # decisions waiting for their reward (a Test with a reward window)
 
     @property
     def total_predictions(self) -> int:
@@ -34,13 +36,16 @@ class Counters:
         return sum(self.updates.values())
 
 
-def _counters(stats: dict[bytes, bytes], learn: dict[bytes, bytes]) -> Counters:
+def _counters(stats: dict[bytes, bytes], learn: dict[bytes, bytes], waiting: int) -> Counters:
     predictions: dict[int, int] = {}
+    defaults: dict[int, int] = {}
     kinds: dict[str, int] = {}
     for key, value in stats.items():
         field = key.decode()
         if field.startswith("p:"):
             predictions[int(field[2:])] = int(value)
+        elif field.startswith("d:"):
+            defaults[int(field[2:])] = int(value)
         elif field in ("exploit", "explore", "rollout"):
             kinds[field] = int(value)
     updates: dict[int, int] = {}
@@ -71,6 +76,8 @@ def _counters(stats: dict[bytes, bytes], learn: dict[bytes, bytes]) -> Counters:
         forgotten=forgotten,
         changes=changes,
         last_change_at=float(last_change) if last_change else None,
+        defaults=defaults,
+        waiting=waiting,
     )
 
 
@@ -83,10 +90,9 @@ def counters(test_ids: Sequence[str]) -> dict[str, Counters]:
     for test_id in test_ids:
         pipe.hgetall(keys.stats(test_id))
         pipe.hgetall(keys.learn(test_id))
+        pipe.zcard(keys.due(test_id))
     replies = pipe.execute()
-    return {
-        test_id: _counters(replies[2 * i], replies[2 * i + 1]) for i, test_id in enumerate(test_ids)
-    }
+    return {test_id: _counters(*replies[3 * i : 3 * i + 3]) for i, test_id in enumerate(test_ids)}
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,16 @@
 -- teaches the variant and the features its decision stored (see decide.lua), or its own inline
 -- context when it says so or when the decision is gone; a request id already rewarded is a
 -- duplicate.
--- KEYS: meta, learn, vocab, feature analysis, the reward trail bucket, the stored decisions of
---       the entries that name one, and stats last.
+-- The same script closes reward windows (bandit.windows): an entry that closes one counts its
+-- decision once with the Test's default reward (meta's `dr`), unless its reward came first.
+-- Whichever of the two runs first takes the decision out of the due set; the other finds it
+-- gone. A reward whose window has closed (by the clock of Redis, the same for every host) is
+-- late and not counted: the default counts instead.
+-- KEYS: meta, learn, vocab, feature analysis, the reward trail bucket, the decisions waiting
+--       for their reward, the stored decisions of the entries that name one, and stats last.
 -- ARGV: now, context TTL, trail TTL, max features, the decay of recent rewards (0: the Test
 --       keeps none, see bandit.policy.ON_CHANGE), the number of entries, then per entry:
+--       'r' for a reward or 'c' to close the window of its decision (its reward is unused),
 --       its stored decision's position among KEYS (0 for none), the variant it names ('' for
 --       none), reward, 1 to use the stored context (else its own), 1 if it carries a context,
 --       the number of its features, (name, value) pairs, the number of its context keys, the
@@ -13,11 +19,26 @@
 -- Answers a (status, variant) pair per entry and the features ignored, or {-1}. Statuses:
 -- 1 counted, 2 duplicate, 3 another variant was served (the variant answered is that one),
 -- 4 counted with its own context (the decision was gone), 5 the decision is gone and the entry
--- carries no context, 6 the decision is gone and the entry names no variant.
+-- carries no context, 6 the decision is gone and the entry names no variant, 7 late (the
+-- decision's reward window closed before it came), 8 the window closed and the default reward
+-- counted, 9 nothing to close (the reward came first, or the window is not closed yet).
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
 local now, ttl, trail_ttl = ARGV[1], ARGV[2], ARGV[3]
 local max_features = tonumber(ARGV[4])
 local decay = tonumber(ARGV[5])
+local due_key = KEYS[6]
+-- A stored decision's request id is what its key holds after the Test's tag and ':c:'.
+local request_at = #KEYS[1] - 1
+-- The clock of Redis, read once and only when a window is looked at.
+local clock
+local function now_in_redis()
+  if not clock then
+    local t = redis.call('TIME')
+    clock = tonumber(t[1]) + tonumber(t[2]) / 1e6
+  end
+  return clock
+end
+local default_reward
 -- Sums (HINCRBYFLOAT) and counts (HINCRBY) per hash, added up over the batch; trail markers.
 local learn, stats_acc, analysis, trail = {}, {}, {}, {}
 local learn_n, analysis_n, trail_n, markers = {}, {}, {}, {}
@@ -32,51 +53,95 @@ local function admit(name)
   redis.call('HSET', KEYS[3], name, size + 1)
   return tostring(size + 1)
 end
--- A stored decision: its variant, and its features ({index, value} pairs) and context keys.
+-- A stored decision: its variant, and its features ({index, value} pairs) and context keys;
+-- no features once its reward (or, third answer true, the default) was counted.
 local function parse(stored)
   local bar = string.find(stored, '|', 1, true)
   local v, rest = string.sub(stored, 1, bar - 1), string.sub(stored, bar + 1)
-  if rest == 'r' then return v, nil, nil end
+  if rest == 'r' then return v, nil, nil, false end
+  if rest == 'd' then return v, nil, nil, true end
   local features, context_keys = {}, {}
   -- A decision stored by an earlier Scout kept its context as a JSON object: its reward
   -- counts without the context's features.
-  if rest == '' or string.sub(rest, 1, 1) == '{' then return v, features, context_keys end
+  if rest == '' or string.sub(rest, 1, 1) == '{' then return v, features, context_keys, false end
   local second = string.find(rest, '|', 1, true)
   for index, value in string.gmatch(string.sub(rest, 1, second - 1), '(%d+):([^,]+)') do
     features[#features + 1] = {index, tonumber(value)}
   end
   local encoded = string.sub(rest, second + 1)
   if encoded ~= '' then context_keys = cjson.decode(encoded) end
-  return v, features, context_keys
+  return v, features, context_keys, false
 end
 local results = {}
 local applied = 0
 local pos = 7
 for entry = 1, tonumber(ARGV[6]) do
-  local key_index = tonumber(ARGV[pos])
-  local v = ARGV[pos + 1]
-  local y = tonumber(ARGV[pos + 2])
-  local use_stored = ARGV[pos + 3] == '1'
-  local inline = ARGV[pos + 4] == '1'
-  local n_features = tonumber(ARGV[pos + 5])
-  local features_at = pos + 6
+  local closing = ARGV[pos] == 'c'
+  local key_index = tonumber(ARGV[pos + 1])
+  local v = ARGV[pos + 2]
+  local y = tonumber(ARGV[pos + 3])
+  local use_stored = ARGV[pos + 4] == '1'
+  local inline = ARGV[pos + 5] == '1'
+  local n_features = tonumber(ARGV[pos + 6])
+  local features_at = pos + 7
   local n_keys = tonumber(ARGV[features_at + 2 * n_features])
   local keys_at = features_at + 2 * n_features + 1
   pos = keys_at + n_keys
   local status = 1
   local features, context_keys -- nil: the entry's own
-  if key_index > 0 then
-    local key = KEYS[5 + key_index]
+  if closing then
+    local key = KEYS[6 + key_index]
+    local member = v .. '|' .. string.sub(key, request_at)
+    local closes = redis.call('ZSCORE', due_key, member)
+    if not closes or tonumber(closes) > now_in_redis() then
+      status = 9
+    else
+      redis.call('ZREM', due_key, member)
+      if not default_reward then
+        default_reward = tonumber(redis.call('HGET', KEYS[1], 'dr') or '0')
+      end
+      y = default_reward
+      local stored = redis.call('GET', key)
+      local stored_features, stored_keys
+      if stored then
+        local _served
+        _served, stored_features, stored_keys = parse(stored)
+      end
+      if stored and not stored_features then
+        status = 9 -- counted already (its reward took it out of the due set: not reached)
+      else
+        status = 8
+        -- A decision that expired (evicted) teaches its variant without its context.
+        features, context_keys = stored_features or {}, stored_keys or {}
+        if stored then
+          redis.call('SET', key, v .. '|d', 'KEEPTTL')
+        else
+          redis.call('SET', key, v .. '|d', 'EX', ttl)
+        end
+        add(stats_acc, 'd:' .. v, 1)
+      end
+    end
+  elseif key_index > 0 then
+    local key = KEYS[6 + key_index]
     local stored = redis.call('GET', key)
     if stored then
-      local served, stored_features, stored_keys = parse(stored)
+      local served, stored_features, stored_keys, defaulted = parse(stored)
       if v ~= '' and v ~= served then
         status = 3
+      elseif defaulted then
+        status = 7
       elseif not stored_features then
         status = 2
       else
-        redis.call('SET', key, served .. '|r', 'KEEPTTL')
-        if use_stored then features, context_keys = stored_features, stored_keys end
+        local member = served .. '|' .. string.sub(key, request_at)
+        local closes = redis.call('ZSCORE', due_key, member)
+        if closes and tonumber(closes) <= now_in_redis() then
+          status = 7 -- the window closes it with the default
+        else
+          if closes then redis.call('ZREM', due_key, member) end
+          redis.call('SET', key, served .. '|r', 'KEEPTTL')
+          if use_stored then features, context_keys = stored_features, stored_keys end
+        end
       end
       v = served
     elseif not inline then
@@ -88,7 +153,7 @@ for entry = 1, tonumber(ARGV[6]) do
       redis.call('SET', key, v .. '|r', 'EX', ttl)
     end
   end
-  if status == 1 or status == 4 then
+  if status == 1 or status == 4 or status == 8 then
     if not features then
       features, context_keys = {}, {}
       for f = 0, n_features - 1 do

@@ -1,5 +1,6 @@
-"""Rewards: one script that counts a batch atomically, finding each entry's decision itself, and
-one that makes variants forget what they learned before a detected change."""
+"""Rewards: one script that counts a batch atomically, finding each entry's decision itself (and
+closes reward windows with the default reward, so that a decision counts exactly once), and one
+that makes variants forget what they learned before a detected change."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from django.conf import settings
 from bandit.metrics import FEATURE_OVERFLOW
 from bandit.state import keys
 from core.observability.metrics import count
-from core.redis_client import guarded
+from core.redis_client import connection, guarded
 from core.scripts import Guard, beside
 
 _REWARD = beside(__file__, "reward.lua")
@@ -26,6 +27,9 @@ OTHER_VARIANT = 3  # it names another variant than the one served for its reques
 APPLIED_INLINE = 4  # counted with its own context: the decision was gone (expired or unknown)
 GONE_WITHOUT_CONTEXT = 5  # the decision is gone, and the entry carries no context
 GONE_WITHOUT_VARIANT = 6  # the decision is gone, and the entry names no variant
+LATE = 7  # the decision's reward window closed before the reward came: the default counts
+DEFAULTED = 8  # (closing a window) the decision got no reward in time: the default counted
+NOTHING_TO_CLOSE = 9  # (closing a window) its reward came first, or it is not due yet
 COUNTED = frozenset({APPLIED, APPLIED_INLINE})
 
 
@@ -73,15 +77,12 @@ def record_rewards(
     """
     now = time.time()
     context_keys: list[str] = []
-    args: list[object] = [
-        f"{now:.6f}",
-        context_ttl_seconds,
-        trail_window_seconds + trail_granularity_seconds,
-        settings.SCOUT_MAX_FEATURES,
-        repr(float(recent_decay)),
-        len(rewards),
-    ]
+    args = _header(
+        now, context_ttl_seconds, trail_window_seconds + trail_granularity_seconds, recent_decay
+    )
+    args.append(len(rewards))
     for reward in rewards:
+        args.append("r")
         if reward.request_id is not None:
             context_keys.append(keys.context(test_id, reward.request_id))
             args.append(len(context_keys))
@@ -98,12 +99,37 @@ def record_rewards(
             args += [name, repr(float(value))]
         args.append(len(reward.context_keys))
         args += list(reward.context_keys)
+    return _run(test_id, now, trail_granularity_seconds, context_keys, args, guard)
+
+
+def _header(
+    now: float, context_ttl_seconds: int, trail_ttl_seconds: int, recent_decay: float
+) -> list[object]:
+    """The script's arguments before its entries (reward.lua)."""
+    return [
+        f"{now:.6f}",
+        context_ttl_seconds,
+        trail_ttl_seconds,
+        settings.SCOUT_MAX_FEATURES,
+        repr(float(recent_decay)),
+    ]
+
+
+def _run(
+    test_id: str,
+    now: float,
+    trail_granularity_seconds: int,
+    context_keys: Sequence[str],
+    args: list[object],
+    guard: Guard | None,
+) -> list[Outcome]:
     script_keys = [
         keys.meta(test_id),
         keys.learn(test_id),
         keys.vocab(test_id),
         keys.analysis(test_id),
         keys.trail(test_id, "tu", keys.bucket(now, trail_granularity_seconds)),
+        keys.due(test_id),
         *context_keys,
         keys.stats(test_id),
     ]
@@ -117,6 +143,56 @@ def record_rewards(
         Outcome(int(status), int(variant))
         for status, variant in zip(pairs[::2], pairs[1::2], strict=True)
     ]
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A decision waiting for its reward (a Test with a reward window)."""
+
+    variant_id: int
+    request_id: str
+
+
+@guarded
+def due_decisions(test_id: str, limit: int) -> tuple[list[Waiting], float | None]:
+    """Up to `limit` decisions of the Test whose reward window has closed by this host's
+    clock (the script that closes them checks again by the clock of Redis), and when the
+    first window of the rest closes (None: no decision waits). One round trip."""
+    now = f"{time.time():.6f}"
+    pipe = connection().pipeline(transaction=False)
+    pipe.zrangebyscore(keys.due(test_id), "-inf", now, start=0, num=limit)
+    pipe.zrangebyscore(keys.due(test_id), f"({now}", "+inf", start=0, num=1, withscores=True)
+    members, following = pipe.execute()
+    due = []
+    for member in members:
+        variant, _, request_id = member.decode().partition("|")
+        due.append(Waiting(int(variant), request_id))
+    return due, (float(following[0][1]) if following else None)
+
+
+@guarded
+def close_windows(
+    test_id: str,
+    waiting: Sequence[Waiting],
+    *,
+    context_ttl_seconds: int,
+    trail_window_seconds: int,
+    trail_granularity_seconds: int,
+    recent_decay: float = 0.0,
+) -> list[Outcome]:
+    """Count each of these decisions once with the Test's default reward, unless its reward
+    was counted first or its window is not closed yet (reward.lua); answer each one's Outcome
+    (DEFAULTED or NOTHING_TO_CLOSE)."""
+    now = time.time()
+    args = _header(
+        now, context_ttl_seconds, trail_window_seconds + trail_granularity_seconds, recent_decay
+    )
+    args.append(len(waiting))
+    context_keys = []
+    for decision in waiting:
+        context_keys.append(keys.context(test_id, decision.request_id))
+        args += ["c", len(context_keys), decision.variant_id, "0", 1, 0, 0, 0]
+    return _run(test_id, now, trail_granularity_seconds, context_keys, args, None)
 
 
 @guarded
