@@ -111,7 +111,12 @@ def _check_label(variant_id: str, label: object) -> str | int:
     }
 )
 class VariantsField(serializers.JSONField):
-    """Variant ids are non-negative integers (as JSON keys); labels unique strings or ints."""
+    """Variant ids are non-negative integers (as JSON keys); labels unique strings or ints.
+    A Test is created with at least two; variants added to a Test are at least one."""
+
+    def __init__(self, *, adding: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.adding = adding
 
     # DRF's stubs give a JSONField's value as a str-keyed dict or a list; these keys are ints.
     def to_internal_value(self, data: object) -> dict[int, str | int]:  # type: ignore[override]
@@ -119,10 +124,14 @@ class VariantsField(serializers.JSONField):
             raise serializers.ValidationError(
                 "variants must be an object mapping variant ids to labels."
             )
-        if not 2 <= len(data) <= settings.SCOUT_MAX_VARIANTS:
+        limit = settings.SCOUT_MAX_VARIANTS
+        if self.adding and not 1 <= len(data) <= limit:
             raise serializers.ValidationError(
-                f"A Test needs between 2 and {settings.SCOUT_MAX_VARIANTS} variants, "
-                f"got {len(data)}."
+                f"variants must name between 1 and {limit} variants to add, got {len(data)}."
+            )
+        if not self.adding and not 2 <= len(data) <= limit:
+            raise serializers.ValidationError(
+                f"A Test needs between 2 and {limit} variants, got {len(data)}."
             )
         clean: dict[int, str | int] = {}
         seen: dict[str, str] = {}
@@ -377,6 +386,45 @@ class CreateTestRequest(TestSettingsFields):
         default=0.0,
         help_text="What a decision counts when its reward window closes without a reward.",
     )
+    minimum_variant_share = Number(
+        limit=0.5,
+        minimum=0.0,
+        required=False,
+        default=0.0,
+        help_text=(
+            "Every variant in service gets at least this share of the decisions (0, the "
+            "default, to 1/k for k variants): exploration that never stops, for a world "
+            "that may change. When variants are added it is capped at 1/k."
+        ),
+    )
+
+    # Numbers of variants for which the schema states the minimum share's bound exactly;
+    # between two of them it states the bound of the larger (a schema cannot divide).
+    SHARE_TIERS = (2, 3, 4, 5, 6, 8, 10, 20, 50, 100)
+
+    @classmethod
+    def schema_rules(cls) -> dict[str, Any]:
+        """The trail's rules, and each variant's minimum share: at most 1/k of k variants."""
+        share = [
+            {
+                "properties": {
+                    "variants": {"maxProperties": k},
+                    "minimum_variant_share": {"maximum": 1 / k},
+                }
+            }
+            for k in cls.SHARE_TIERS
+        ]
+        worst = 1 / settings.SCOUT_MAX_VARIANTS
+        share.append({"properties": {"minimum_variant_share": {"maximum": worst}}})
+        return {"allOf": [super().schema_rules(), {"anyOf": share}]}
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        share, count = attrs.get("minimum_variant_share", 0.0), len(attrs.get("variants", {}))
+        problem = defaults.minimum_share_problem(share, count)
+        if problem:
+            raise serializers.ValidationError({"minimum_variant_share": problem})
+        return attrs
 
 
 class CreateTestResponse(serializers.Serializer):
@@ -429,6 +477,9 @@ class VariantPerformance(serializers.Serializer):
             "with the default reward (they are among `updates`)."
         )
     )
+    retired = serializers.BooleanField(
+        help_text="Whether the variant is retired: no longer served, its figures kept."
+    )
 
 
 class PredictionTrailEntry(serializers.Serializer):
@@ -444,7 +495,12 @@ class UpdateTrailEntry(PredictionTrailEntry):
 
 
 class TestDetails(TestSummary):
-    variants = serializers.DictField(child=LabelField())
+    variants = serializers.DictField(
+        child=LabelField(), help_text="Every variant the Test ever had, retired ones included."
+    )
+    retired_variants = serializers.ListField(
+        child=serializers.IntegerField(), help_text="The ids of the variants no longer served."
+    )
     trail_time_window_minutes = serializers.IntegerField()
     trail_bucket_granularity_seconds = serializers.IntegerField()
     minimum_update_requests_for_stats = serializers.IntegerField()
@@ -453,6 +509,9 @@ class TestDetails(TestSummary):
     forgetting = serializers.ChoiceField(choices=policy.FORGETTING)
     last_change_at = serializers.DateTimeField(
         allow_null=True, help_text="When a change of a variant's rewards was last detected."
+    )
+    minimum_variant_share = serializers.FloatField(
+        help_text="The share of the decisions each variant in service gets at least."
     )
     reward_window_seconds = serializers.IntegerField(
         allow_null=True,
@@ -489,6 +548,38 @@ class TestIdField(serializers.CharField):
         return str(data)
 
 
+@extend_schema_field(
+    {
+        "type": "array",
+        "minItems": 1,
+        "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+    }
+)
+class EligibleVariantsField(serializers.JSONField):
+    """A non-empty list of variant ids or labels."""
+
+    # DRF's stubs give a JSONField's value as a dict or a list; this one is a list of labels.
+    def to_internal_value(self, data: object) -> list[str | int]:  # type: ignore[override]
+        if not isinstance(data, list):
+            raise serializers.ValidationError(
+                "eligible_variants must be a list of variant ids or labels."
+            )
+        if not data:
+            raise serializers.ValidationError("eligible_variants must name at least one variant.")
+        if len(data) > settings.SCOUT_MAX_VARIANTS:
+            raise serializers.ValidationError(
+                f"eligible_variants names at most {settings.SCOUT_MAX_VARIANTS} variants."
+            )
+        labels = [as_label(value) for value in data]
+        for position, label in enumerate(labels):
+            if label_problem(label):
+                raise serializers.ValidationError(
+                    f"eligible_variants[{position}] must be a variant id or label (a string or "
+                    "an integer)."
+                )
+        return labels  # type: ignore[return-value]
+
+
 class FetchRequest(serializers.Serializer):
     cb_model_id = TestIdField(
         error_messages={"required": "cb_model_id is required.", "null": "cb_model_id is required."}
@@ -497,6 +588,15 @@ class FetchRequest(serializers.Serializer):
     # the class, so it does not replace the property; its stubs cannot tell.
     context = ContextField(required=False, allow_null=True)  # type: ignore[assignment]
     request_id = RequestIdField()
+    eligible_variants = EligibleVariantsField(
+        required=False,
+        error_messages={"null": "eligible_variants must be a list of variant ids or labels."},
+        help_text=(
+            "Choose among these variants alone (ids or labels of variants in service), by the "
+            "same policy: those available to this visitor now. Absent: all in service. A "
+            "global rollout still wins."
+        ),
+    )
 
 
 class FetchResponse(serializers.Serializer):
@@ -628,6 +728,40 @@ class RolloutResponse(serializers.Serializer):
     global_variant_label = LabelField()
 
 
+class AddVariantsRequest(serializers.Serializer):
+    variants = VariantsField(
+        adding=True,
+        help_text=(
+            "The variants to add, id -> label: ids a variant of the Test never had (ids are "
+            "never reused), labels none of its variants has."
+        ),
+        error_messages={"required": "variants is required.", "null": "variants is required."},
+    )
+
+
+class AddVariantsResponse(serializers.Serializer):
+    message = serializers.CharField()
+    cb_model_id = serializers.UUIDField()
+    added = serializers.ListField(child=serializers.IntegerField())
+    variants = serializers.DictField(child=LabelField())
+    retired_variants = serializers.ListField(child=serializers.IntegerField())
+
+
+class RetireVariantRequest(serializers.Serializer):
+    variant = LabelField(
+        help_text="The variant's id, or its label.",
+        error_messages={"required": "variant is required.", "null": "variant is required."},
+    )
+
+
+class RetireVariantResponse(serializers.Serializer):
+    message = serializers.CharField()
+    cb_model_id = serializers.UUIDField()
+    retired_variant_id = serializers.IntegerField()
+    retired_variant_label = LabelField()
+    retired_variants = serializers.ListField(child=serializers.IntegerField())
+
+
 class ClearRolloutResponse(serializers.Serializer):
     message = serializers.CharField()
     cb_model_id = serializers.UUIDField()
@@ -644,7 +778,7 @@ _MEANINGS = {
     401: "API protection is on and no valid token (or staff session) was sent.",
     403: "Authenticated, but not allowed (or a session request without its CSRF token).",
     404: "No such Test.",
-    409: "Two variants of the request share a label.",
+    409: "A label (or, adding variants, an id) is taken.",
     413: "The body is larger than the limit.",
     415: "The body is not JSON.",
     429: "Too many failed logins from this address for this user name.",

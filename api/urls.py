@@ -29,6 +29,8 @@ urlpatterns = [
         views.RolloutView.as_view(),
         name="rollout_global_variant",
     ),
+    re_path(rf"^add_variants/{ID}/?$", views.AddVariantsView.as_view(), name="add_variants"),
+    re_path(rf"^retire_variant/{ID}/?$", views.RetireVariantView.as_view(), name="retire_variant"),
     re_path(
         rf"^clear_global_variant/{ID}/?$",
         views.ClearRolloutView.as_view(),

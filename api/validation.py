@@ -175,16 +175,23 @@ class Boolean(serializers.BooleanField):
 
 
 class Number(serializers.FloatField):
-    """A finite JSON number of magnitude at most `limit` (not a boolean)."""
+    """A finite JSON number of magnitude at most `limit` (not a boolean), and at least
+    `minimum` when one is given."""
 
-    def __init__(self, *, limit: float, **kwargs: Any) -> None:
-        super().__init__(min_value=-limit, max_value=limit, **kwargs)
+    def __init__(self, *, limit: float, minimum: float | None = None, **kwargs: Any) -> None:
+        low = -limit if minimum is None else minimum
+        super().__init__(min_value=low, max_value=limit, **kwargs)
         self.limit = limit
+        self.minimum = minimum
 
     def to_internal_value(self, data: object) -> float:
         name = self.field_name
         if not is_number(data, math.inf):
             raise serializers.ValidationError(f"{name} must be a finite number.")
+        if self.minimum is not None and not self.minimum <= data <= self.limit:  # type: ignore[operator]
+            raise serializers.ValidationError(
+                f"{name} must be between {self.minimum:g} and {self.limit:g}."
+            )
         if not is_number(data, self.limit):
             raise serializers.ValidationError(
                 f"{name} must be of magnitude at most {self.limit:g}."

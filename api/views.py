@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.authentication import SessionAuthentication
@@ -111,6 +112,7 @@ class CreateTestView(ApiView):
             forgetting=body["forgetting"],
             reward_window_seconds=body["reward_window_seconds"],
             default_reward=body["default_reward"],
+            minimum_variant_share=body["minimum_variant_share"],
             actor=self.actor(request),
         )
         return Response(
@@ -193,6 +195,7 @@ class FetchRecommendedVariantView(HotPathView):
                 body["cb_model_id"],
                 context=body.get("context") or {},
                 request_id=body.get("request_id"),
+                eligible=body.get("eligible_variants"),
                 settings_in_force=settings_in_force,
             )
 
@@ -281,6 +284,67 @@ class RolloutView(ApiView):
                 "cb_model_id": str(test.id),
                 "global_variant_id": variant_id,
                 "global_variant_label": test.label_of(variant_id),
+            }
+        )
+
+
+class AddVariantsView(ApiView):
+    @extend_schema(
+        tags=["Tests"],
+        summary="Add variants to a running Test",
+        description=(
+            "What the Test learned about its other variants is kept; the new ones are chosen "
+            "among from the next decision on, on every worker."
+        ),
+        request=shapes.AddVariantsRequest,
+        responses={200: shapes.AddVariantsResponse, **errors(404, 409, *WRITE_ERRORS)},
+        examples=[
+            OpenApiExample("One more", value={"variants": {"3": "Label D"}}, request_only=True)
+        ],
+    )
+    def post(self, request: Request, cb_model_id: str) -> Response:
+        body = validated(shapes.AddVariantsRequest, body_object(request))
+        test, added = services.add_variants(
+            cb_model_id,
+            body["variants"],
+            maximum=settings.SCOUT_MAX_VARIANTS,
+            actor=self.actor(request),
+        )
+        return Response(
+            {
+                "message": f"Added {len(added)} variant(s) to Test {test.id}.",
+                "cb_model_id": str(test.id),
+                "added": added,
+                "variants": test.variants,
+                "retired_variants": test.retired_variants,
+            }
+        )
+
+
+class RetireVariantView(ApiView):
+    @extend_schema(
+        tags=["Tests"],
+        summary="Stop serving a variant",
+        description=(
+            "From the next decision on, on every worker. Its figures stay in the details, "
+            "marked retired; rewards for decisions made before still count; its id is never "
+            "reused. A Test keeps at least two variants in service."
+        ),
+        request=shapes.RetireVariantRequest,
+        responses={200: shapes.RetireVariantResponse, **errors(404, *WRITE_ERRORS)},
+    )
+    def post(self, request: Request, cb_model_id: str) -> Response:
+        body = validated(shapes.RetireVariantRequest, body_object(request))
+        test, variant_id = services.retire_variant(
+            cb_model_id, body["variant"], self.actor(request)
+        )
+        return Response(
+            {
+                "message": f"Variant {variant_id} of Test {test.id} is retired.",
+                "cb_model_id": str(test.id),
+                "retired_variant_id": variant_id,
+                "retired_variant_label": test.label_of(variant_id),
+                "retired_variants": test.retired_variants,
             }
         )
 

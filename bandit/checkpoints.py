@@ -78,6 +78,7 @@ def restore(test: Test) -> bool:
         rollout=test.global_variant_rollout,
         reward_window_seconds=test.reward_window_seconds,
         default_reward=test.default_reward,
+        definition_version=test.definition_version,
     )
     restored = durable.restore_test(str(test.id), hashes, definition)
     if restored:

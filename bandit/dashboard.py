@@ -29,6 +29,16 @@ INTERVAL_DRAWS = 4000
 INTERVAL_SEED = 20240607
 
 
+# What the model says of a retired variant: nothing (it is not chosen among any more).
+RETIRED: dict[str, Any] = {
+    "interval_low": None,
+    "interval_high": None,
+    "probability_best": None,
+    "evidence": None,
+    "changes": 0,
+}
+
+
 def list_counters(tests: list[Test]) -> dict[str, reads.Counters] | None:
     """The counters of a page of Tests in one round trip; None when Redis cannot answer, so
     the list still shows the definitions."""
@@ -159,7 +169,8 @@ def dashboard(test_id: str) -> dict[str, Any]:
     labels = {int(key): label for key, label in details["variants"].items()}
     variant_ids = sorted(labels)
     snapshot = _snapshot(details["cb_model_id"])
-    intervals = _intervals(snapshot, variant_ids)
+    # The model learns about the variants in service; a retired one keeps its counts alone.
+    intervals = _intervals(snapshot, snapshot.definition.variant_ids)
     rollout = details["global_variant_rollout"]
     variants = []
     for variant in variant_ids:
@@ -173,8 +184,9 @@ def dashboard(test_id: str) -> dict[str, Any]:
                 "rewards": summary["updates"],
                 "reward_sum": summary["reward_sum"],
                 "mean_reward": summary["average_reward"] if summary["updates"] else None,
-                **intervals[variant],
+                **intervals.get(variant, RETIRED),
                 "rolled_out": rollout == variant,
+                "retired": summary["retired"],
             }
         )
     analysis = details["context_feature_analysis"]
@@ -193,6 +205,7 @@ def dashboard(test_id: str) -> dict[str, Any]:
         "sampling": details["sampling"],
         "prior": details["prior"],
         "forgetting": details["forgetting"],
+        "variants_in_service": len(snapshot.definition.variant_ids),
         "reward_window_seconds": details["reward_window_seconds"],
         "default_reward": details["default_reward"],
         "decisions_awaiting_reward": details["decisions_awaiting_reward"],

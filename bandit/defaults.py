@@ -21,6 +21,17 @@ MAX_TRAIL_BUCKETS = 10_080  # a week at one minute
 TRAIL_GRANULARITY_TIERS_SECONDS = (1, 10, 60)
 
 
+def minimum_share_problem(share: float, variants: int) -> str | None:
+    """Why `share` cannot be the minimum share of each of `variants` variants, if it cannot:
+    all of them together cannot have more than every decision."""
+    if share >= 0 and share * variants <= 1:
+        return None
+    return (
+        f"minimum_variant_share must be between 0 and 1/{variants} (the share each of "
+        f"{variants} variants can have); got {share!r}."
+    )
+
+
 @dataclass(frozen=True)
 class TestSettings:
     __test__ = False  # not a pytest test class

@@ -17,8 +17,15 @@ class Test(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=10_000)
     # {"0": "Variant A", "1": 2}: ids are non-negative integers (as JSON object keys), labels
-    # are strings or integers. Immutable after creation, which lets workers cache definitions.
+    # are strings or integers. Variants are added and retired, never removed, and an id is
+    # never reused, so a reward for any decision ever made names a variant the Test knows.
     variants = models.JSONField()
+    # The ids of the variants no longer served (their figures stay).
+    retired_variants = models.JSONField(default=list, blank=True)
+    # Counts the changes of the variants in service: each worker's copy of the definition is
+    # checked against it (mirrored in Redis) by every decision and reward, so a change holds
+    # from the next request on, on every worker.
+    definition_version = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     trail_time_window_minutes = models.PositiveIntegerField()
     trail_bucket_granularity_seconds = models.PositiveIntegerField()
@@ -29,6 +36,9 @@ class Test(models.Model):
     prior = models.CharField(max_length=16, default="pooled")
     # When a variant forgets what it learned (bandit.policy.FORGETTING).
     forgetting = models.CharField(max_length=16, default="on_change")
+    # Each variant in service gets at least this share of the decisions (bandit.policy.choose;
+    # at most 1 / the number in service, which caps it when variants are added).
+    minimum_variant_share = models.FloatField(default=0.0)
     # How long a decision waits for its reward (None: forever, the contract's behaviour); one
     # that gets none in time is counted once with `default_reward` (bandit.windows).
     reward_window_seconds = models.PositiveIntegerField(null=True, blank=True)
@@ -52,7 +62,12 @@ class Test(models.Model):
         return self.global_variant_rollout is None
 
     def variant_ids(self) -> list[int]:
+        """Every variant the Test ever had, retired ones included."""
         return sorted(int(key) for key in self.variants)
+
+    def variants_in_service(self) -> list[int]:
+        retired = set(self.retired_variants)
+        return [variant for variant in self.variant_ids() if variant not in retired]
 
     def label_of(self, variant_id: int) -> str | int:
         return self.variants[str(variant_id)]

@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -342,22 +342,30 @@ def choose(
     uniform: bool,
     variants: int,
     sampling: str = FOCUSED,
+    among: Sequence[int] | None = None,
+    minimum_share: float = 0.0,
 ) -> Choice:
     """Thompson sampling: draw each variant's reward from its posterior and take the best.
 
     While `uniform` (too few rewards yet), every variant is equally likely. `sampling` says
-    how a draw is used (see OPTIMISTIC and FOCUSED).
+    how a draw is used (see OPTIMISTIC and FOCUSED). `among`: the positions of the variants
+    to choose from (None: all). `minimum_share`: each of them gets at least that share of the
+    decisions, by choosing uniformly among them with probability `minimum_share` times their
+    number (at most 1), by Thompson sampling otherwise.
     """
-    if uniform:
-        return Choice(int(rng.integers(variants)), exploit=False)
+    eligible = np.arange(variants) if among is None else np.asarray(among, dtype=np.int64)
+    forced = min(1.0, minimum_share * len(eligible))
+    if uniform or (forced > 0 and rng.random() < forced):
+        return Choice(int(eligible[rng.integers(len(eligible))]), exploit=False)
     draws, means = posterior.sample_and_mean(x, rng)
+    draws, means = draws[eligible], means[eligible]
     if sampling != STANDARD:
         draws = np.maximum(draws, means)
     if sampling == FOCUSED and len(means) > FEW_VARIANTS:
         drawing = rng.random(len(means)) < FEW_VARIANTS / len(means)
         draws = np.where(drawing, draws, means)
     best = int(np.argmax(draws))
-    return Choice(best, exploit=bool(means[best] >= means.max()))
+    return Choice(int(eligible[best]), exploit=bool(means[best] >= means.max()))
 
 
 def credible_interval(

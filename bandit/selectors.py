@@ -69,6 +69,7 @@ def details(test_id: str) -> dict[str, Any]:
     total_share = sum(shares.values())
 
     performance = {}
+    retired = set(test.retired_variants)
     for variant in test.variant_ids():
         updates = counters.updates.get(variant, 0)
         reward_sum = counters.reward_sums.get(variant, 0.0)
@@ -83,11 +84,13 @@ def details(test_id: str) -> dict[str, Any]:
             "evidence": round(updates - counters.forgotten.get(variant, 0.0), 6),
             "changes_detected": counters.changes.get(variant, 0),
             "default_rewards": counters.defaults.get(variant, 0),
+            "retired": variant in retired,
         }
 
     return {
         **_summary(test, counters),
         "variants": test.variants,
+        "retired_variants": sorted(retired),
         "trail_time_window_minutes": test.trail_time_window_minutes,
         "trail_bucket_granularity_seconds": test.trail_bucket_granularity_seconds,
         "minimum_update_requests_for_stats": test.minimum_update_requests,
@@ -95,6 +98,7 @@ def details(test_id: str) -> dict[str, Any]:
         "prior": test.prior,
         "forgetting": test.forgetting,
         "last_change_at": iso(counters.last_change_at),
+        "minimum_variant_share": test.minimum_variant_share,
         "reward_window_seconds": test.reward_window_seconds,
         "default_reward": test.default_reward,
         "decisions_awaiting_reward": counters.waiting,

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -26,7 +27,7 @@ from bandit.defaults import TestSettings
 from bandit.models import Test
 from bandit.policy import ContextValue
 from bandit.state import decisions, durable, keys, lifecycle, rewards
-from core.errors import InvalidInput, NotFound
+from core.errors import Conflict, InvalidInput, NotFound, Unavailable
 from core.observability.metrics import count, observe
 from system import audit, config
 
@@ -57,6 +58,7 @@ def create_test(
     forgetting: str = policy.ON_CHANGE,
     reward_window_seconds: int | None = None,
     default_reward: float = 0.0,
+    minimum_variant_share: float = 0.0,
     actor: audit.Actor | None = None,
 ) -> Test:
     """Create a Test in the database and mark it in Redis. Either both happen or neither."""
@@ -74,6 +76,7 @@ def create_test(
             forgetting=forgetting,
             reward_window_seconds=reward_window_seconds,
             default_reward=default_reward,
+            minimum_variant_share=minimum_variant_share,
         )
         audit.record(actor, "test_created", str(test.id), name=test.name)
         # Inside the transaction: if Redis is down, the Test is not created at all.
@@ -171,18 +174,68 @@ def restore_lost(tests: Sequence[Test]) -> None:
 
 
 def recommend(
-    test_id: str, *, context: Context, request_id: str | None, settings_in_force: config.Config
+    test_id: str,
+    *,
+    context: Context,
+    request_id: str | None,
+    settings_in_force: config.Config,
+    eligible: Sequence[Label] | None = None,
 ) -> Recommendation:
     """Choose a variant by Thompson sampling and store the decision under its request id.
+    `eligible`: the variants (ids or labels) to choose among; None for all in service.
 
     `settings_in_force` is the configuration the caller was let in under. Raises ConfigMoved,
     having stored nothing, when an operator has changed it since: the caller must be checked
     again (api.access).
     """
-    clean_context = context
     clean_request_id = request_id or uuid.uuid4().hex
+    return _with_current_variants(
+        test_id,
+        lambda fresh: _recommend(
+            test_id, context, clean_request_id, settings_in_force, eligible, fresh
+        ),
+    )
+
+
+# How often a request reads a Test's variants again when they changed meanwhile, and how long
+# it waits in between: a change is published to Redis just before its transaction commits.
+DEFINITION_RETRIES = 5
+DEFINITION_RETRY_SECONDS = 0.02
+
+
+def _with_current_variants(test_id: str, work: Callable[[bool], Any]) -> Any:
+    """Run `work`; when its script finds that the Test's variants changed since this worker
+    read them (DefinitionMoved, nothing written), read them again and run it again. `work`
+    is told whether its copy of the variants is known to be current: if not, a variant it
+    does not know may be one added since, and it raises _MaybeStale rather than refuse it (a
+    bad request then costs one HGET, not a reload)."""
+    fresh = False
+    for attempt in range(DEFINITION_RETRIES):
+        try:
+            return work(fresh)
+        except _MaybeStale as stale:
+            fresh = True
+            if lifecycle.definition_version(stale.test_id) != stale.version:
+                snapshots.forget(stale.test_id)
+        except keys.DefinitionMoved:
+            snapshots.forget(parse_test_id(test_id))
+            fresh = True
+            if attempt:
+                time.sleep(DEFINITION_RETRY_SECONDS)
+    raise Unavailable("The Test's variants are changing right now; try again shortly.")
+
+
+def _recommend(
+    test_id: str,
+    clean_context: Context,
+    clean_request_id: str,
+    settings_in_force: config.Config,
+    eligible: Sequence[Label] | None,
+    fresh: bool,
+) -> Recommendation:
     snapshot = _snapshot(test_id, told_after=True)  # the decision script tells (note below)
     definition = snapshot.definition
+    among = _eligible(definition, eligible, fresh) if eligible is not None else None
     features = policy.encode_context(clean_context)
     choice = policy.choose(
         snapshot.posterior,
@@ -191,6 +244,8 @@ def recommend(
         uniform=snapshot.stats.total_updates < definition.minimum_update_requests,
         variants=len(definition.variant_ids),
         sampling=definition.sampling,
+        among=among,
+        minimum_share=definition.minimum_variant_share,
     )
     arguments: dict[str, Any] = {  # keyword arguments of record_decision, of several types
         "variant_id": definition.variant_ids[choice.index],
@@ -202,6 +257,7 @@ def recommend(
         "context_ttl_seconds": settings_in_force.context_ttl_seconds,
         "trail_window_seconds": definition.trail_window_seconds,
         "trail_granularity_seconds": definition.trail_granularity_seconds,
+        "definition_version": definition.version,
     }
     try:
         try:
@@ -232,6 +288,27 @@ def recommend(
         request_id=clean_request_id,
         is_global_rollout=decision.is_global_rollout,
     )
+
+
+def _eligible(
+    definition: snapshots.Definition, eligible: Sequence[Label], fresh: bool
+) -> list[int]:
+    """The positions among the variants in service of those named (ids or labels)."""
+    position = {variant: i for i, variant in enumerate(definition.variant_ids)}
+    among: set[int] = set()
+    for value in eligible:
+        try:
+            variant = _resolve_variant(
+                value, definition.labels, name="eligible_variants", by_label=True
+            )
+        except _EntryError as exc:
+            if isinstance(exc, _UnknownVariant) and not fresh:
+                raise _MaybeStale(definition) from None  # added meanwhile?
+            raise InvalidInput(str(exc)) from None
+        if variant not in position:
+            raise InvalidInput(f"eligible_variants: variant {variant} is retired.")
+        among.add(position[variant])
+    return sorted(among)
 
 
 def _degraded(snapshot: snapshots.Snapshot, chosen: int, request_id: str) -> Recommendation:
@@ -289,6 +366,19 @@ class _EntryError(Exception):
     pass
 
 
+class _UnknownVariant(_EntryError):
+    """The variant named is not one of the Test's (as far as this worker knows)."""
+
+
+class _MaybeStale(Exception):
+    """A request named a variant this worker's copy of the Test does not know."""
+
+    def __init__(self, definition: snapshots.Definition) -> None:
+        super().__init__(definition.id)
+        self.test_id = definition.id
+        self.version = definition.version
+
+
 def _resolve_variant(
     value: object, labels: Mapping[int, Label], *, name: str, by_label: bool
 ) -> int:
@@ -303,7 +393,7 @@ def _resolve_variant(
             return int(value)
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise _EntryError(f"{name} must be a variant id (an integer).")
-    raise _EntryError(f"{name} {value!r} is not a variant of this Test.")
+    raise _UnknownVariant(f"{name} {value!r} is not a variant of this Test.")
 
 
 def record_rewards(
@@ -317,6 +407,17 @@ def record_rewards(
 
     Raises ConfigMoved, having counted nothing, as `recommend` does.
     """
+    return _with_current_variants(
+        test_id, lambda fresh: _record_rewards(test_id, entries, settings_in_force, fresh)
+    )
+
+
+def _record_rewards(
+    test_id: str,
+    entries: Sequence[RewardInput | EntryRefused],
+    settings_in_force: config.Config,
+    fresh: bool,
+) -> RewardReport:
     snapshot = _snapshot(test_id)
     definition = snapshot.definition
     report = RewardReport(test_id=definition.id)
@@ -331,6 +432,8 @@ def record_rewards(
         try:
             resolved.append((entry.index, _resolve_reward(entry, definition.labels)))
         except _EntryError as exc:
+            if isinstance(exc, _UnknownVariant) and not fresh:
+                raise _MaybeStale(definition) from None  # added meanwhile?
             report.errors.append({"index": entry.index, "reason": str(exc)})
 
     if resolved:
@@ -342,6 +445,7 @@ def record_rewards(
             "recent_decay": policy.RECENT_DECAY
             if definition.forgetting == policy.ON_CHANGE
             else 0.0,
+            "definition_version": definition.version,
         }
         batch = [reward for _, reward in resolved]
         try:
@@ -445,6 +549,106 @@ def _report(
         report.errors.append({"index": index, "reason": "variant_id is required."})
 
 
+# --- Variants in service -------------------------------------------------------------------
+
+# A Test keeps at least this many variants in service: with one, it has nothing to choose.
+MINIMUM_IN_SERVICE = 2
+
+
+def _variant_of(test: Test, variant: Label) -> int:
+    """The id of a variant of `test` named by id or label (400 for any other)."""
+    labels = {int(key): label for key, label in test.variants.items()}
+    try:
+        return _resolve_variant(variant, labels, name="variant", by_label=True)
+    except _EntryError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+def _changing_variants(test_id: str) -> Test:
+    """The Test, locked for a change of its variants until the transaction ends."""
+    test = Test.objects.select_for_update().filter(pk=parse_test_id(test_id)).first()
+    if test is None:
+        raise NotFound(f"Test {test_id} not found.")
+    return test
+
+
+def _publish_variants(test: Test) -> None:
+    """Count a change of the variants in service; every worker sees it from its next request
+    (inside the caller's transaction: if Redis is down, nothing changes)."""
+    test.definition_version += 1
+    test.save(update_fields=["variants", "retired_variants", "definition_version"])
+    lifecycle.set_definition_version(str(test.id), test.definition_version)
+
+
+def add_variants(
+    test_id: str,
+    variants: Mapping[int, Label],
+    *,
+    maximum: int,
+    actor: audit.Actor | None = None,
+) -> tuple[Test, list[int]]:
+    """Add variants to a running Test: what it learned about the others is kept, and the new
+    ones are chosen among from the next decision on, on every worker. An id is never reused
+    (a retired variant keeps its id), and labels stay unique among all the Test's variants.
+    `maximum` is the most variants a Test may have, retired ones included."""
+    with transaction.atomic():
+        test = _changing_variants(test_id)
+        labels = {str(label): int(key) for key, label in test.variants.items()}
+        for variant_id, label in sorted(variants.items()):
+            if str(variant_id) in test.variants:
+                state = "retired" if variant_id in test.retired_variants else "in service"
+                raise Conflict(
+                    f"Variant id {variant_id} is taken (by a variant {state}); ids are never "
+                    "reused."
+                )
+            if str(label) in labels:
+                raise Conflict(
+                    f"The label {label!r} is used by variant {labels[str(label)]}; labels must "
+                    "be unique."
+                )
+        if len(test.variants) + len(variants) > maximum:
+            raise InvalidInput(
+                f"A Test has at most {maximum} variants, retired ones included; this one has "
+                f"{len(test.variants)}."
+            )
+        test.variants = {**test.variants, **{str(k): v for k, v in sorted(variants.items())}}
+        _publish_variants(test)
+        added = sorted(variants)
+        audit.record(actor, "variants_added", str(test.id), variants=dict(variants))
+    snapshots.forget(str(test.id))
+    logger.info("Variants added", extra={"test_id": str(test.id), "variants": added})
+    return test, added
+
+
+def retire_variant(
+    test_id: str, variant: Label, actor: audit.Actor | None = None
+) -> tuple[Test, int]:
+    """Stop serving a variant (by id or label) from the next decision on, on every worker.
+    Its figures stay, rewards for decisions made before still count, and its id is not
+    reused."""
+    with transaction.atomic():
+        test = _changing_variants(test_id)
+        variant_id = _variant_of(test, variant)
+        if variant_id in test.retired_variants:
+            raise InvalidInput(f"Variant {variant_id} is retired already.")
+        if len(test.variants_in_service()) <= MINIMUM_IN_SERVICE:
+            raise InvalidInput(
+                f"A Test keeps at least {MINIMUM_IN_SERVICE} variants in service; add one "
+                "before retiring another."
+            )
+        if test.global_variant_rollout == variant_id:
+            raise InvalidInput(
+                f"Variant {variant_id} is rolled out to everyone; clear the rollout before "
+                "retiring it."
+            )
+        test.retired_variants = sorted([*test.retired_variants, variant_id])
+        _publish_variants(test)
+        audit.record(actor, "variant_retired", str(test.id), variant_id=variant_id)
+    snapshots.forget(str(test.id))
+    logger.info("Variant retired", extra={"test_id": str(test.id), "variant_id": variant_id})
+    return test, variant_id
+
+
 # --- Reward windows -------------------------------------------------------------------------
 
 
@@ -497,11 +701,9 @@ def rollout(test_id: str, variant: Label, actor: audit.Actor | None = None) -> t
     """Serve one variant (by id or label) to everyone, from the next request on, on every
     worker."""
     test = get_test(test_id)
-    labels = {int(key): label for key, label in test.variants.items()}
-    try:
-        variant_id = _resolve_variant(variant, labels, name="variant", by_label=True)
-    except _EntryError as exc:
-        raise InvalidInput(str(exc)) from None
+    variant_id = _variant_of(test, variant)
+    if variant_id in test.retired_variants:
+        raise InvalidInput(f"Variant {variant_id} is retired: it cannot be rolled out.")
     with transaction.atomic():
         test.global_variant_rollout = variant_id
         test.save(update_fields=["global_variant_rollout"])

@@ -9,8 +9,9 @@ known to be behind is rebuilt by the next request, as often as rebuilding costs 
 REBUILD_SHARE of the time (a cheap non-contextual posterior is rebuilt within milliseconds, a
 large contextual one less often); one that hears nothing is checked after
 SCOUT_SNAPSHOT_MAX_AGE_SECONDS (one HGET). Snapshots are caches: losing one costs a reload,
-never data. Definitions are immutable once created, so they are kept until the Test turns out
-to be gone.
+never data. A definition (the variants in service) is kept until the Test turns out to be gone
+or its variants change: every decision's and reward's script checks the worker's version of
+them, and a worker whose copy is older reads the Test again (`forget`, then `get`).
 """
 
 from __future__ import annotations
@@ -35,28 +36,31 @@ class Definition:
     """The parts of a Test the hot path needs, detached from the ORM."""
 
     id: str
-    variant_ids: list[int]
-    labels: dict[int, str | int]
+    variant_ids: list[int]  # the variants in service, which decisions choose among
+    labels: dict[int, str | int]  # of every variant, retired ones included
+    version: int  # of the variants in service (Test.definition_version)
     minimum_update_requests: int
     sampling: str
     prior: str
     forgetting: str
+    minimum_variant_share: float
     trail_window_seconds: int
     trail_granularity_seconds: int
     metric_labels: dict[int, str]  # each variant's `variant` label in the metrics
 
     @classmethod
     def of(cls, test: Test) -> Definition:
-        variant_ids = test.variant_ids()
         return cls(
             id=str(test.id),
-            variant_ids=variant_ids,
-            metric_labels=metrics.variant_labels(variant_ids),
+            variant_ids=test.variants_in_service(),
+            version=test.definition_version,
+            metric_labels=metrics.variant_labels(test.variant_ids()),
             labels={int(key): label for key, label in test.variants.items()},
             minimum_update_requests=test.minimum_update_requests,
             sampling=test.sampling,
             prior=test.prior,
             forgetting=test.forgetting,
+            minimum_variant_share=test.minimum_variant_share,
             trail_window_seconds=test.trail_time_window_minutes * 60,
             trail_granularity_seconds=test.trail_bucket_granularity_seconds,
         )

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
@@ -112,6 +113,15 @@ class TestCreateForm(forms.ModelForm):
         ),
     )
 
+    minimum_variant_share = forms.FloatField(
+        label="Minimum share of each variant",
+        initial=0.0,
+        widget=UnfoldAdminIntegerFieldWidget(attrs={"step": "any"}),
+        help_text=(
+            "Each variant keeps at least this share of the decisions (0 to 1/k for k "
+            "variants), so the Test never stops looking at any of them. 0: no floor."
+        ),
+    )
     reward_window_seconds = forms.IntegerField(
         label="Reward window (seconds)",
         required=False,
@@ -161,12 +171,40 @@ class TestCreateForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         assert cleaned is not None  # Django's clean() answers cleaned_data; overrides may not
+        share, labels = cleaned.get("minimum_variant_share"), cleaned.get("variant_labels")
+        if share is not None and labels:
+            problem = defaults.minimum_share_problem(share, len(labels))
+            if problem:
+                self.add_error("minimum_variant_share", problem)
         chosen = {name: cleaned.get(name) for name in shapes.TestSettingsFields.SETTINGS}
         if None not in chosen.values():
             cleaned["test_settings"] = _checked(
                 lambda: validated(shapes.TestSettingsFields, chosen)["test_settings"]
             )
         return cleaned
+
+
+class AddVariantsForm(forms.Form):
+    """Labels of variants to add, one per line; they get the next ids after every id the Test
+    ever had."""
+
+    variant_labels = forms.CharField(
+        label="New variants",
+        widget=UnfoldAdminTextareaWidget(attrs={"rows": 3, "placeholder": "Purple"}),
+        help_text="One label per line.",
+    )
+
+    def __init__(self, *args: Any, first_id: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.first_id = first_id
+
+    def clean_variant_labels(self) -> dict[int, str]:
+        lines = [line.strip() for line in self.cleaned_data["variant_labels"].splitlines()]
+        labels = {
+            str(self.first_id + i): label for i, label in enumerate(line for line in lines if line)
+        }
+        field = shapes.AddVariantsRequest().fields["variants"]
+        return _checked(lambda: field.run_validation(labels))
 
 
 class RewardWindowForm(forms.Form):
@@ -249,6 +287,7 @@ class TestAdmin(ModelAdmin):
                     "sampling",
                     "prior",
                     "forgetting",
+                    "minimum_variant_share",
                 )
             },
         ),
@@ -319,6 +358,7 @@ class TestAdmin(ModelAdmin):
             forgetting=form.cleaned_data["forgetting"],
             reward_window_seconds=form.cleaned_data["reward_window_seconds"],
             default_reward=form.cleaned_data["default_reward"],
+            minimum_variant_share=form.cleaned_data["minimum_variant_share"],
             actor=actor_of(request),
         )
         for field in Test._meta.concrete_fields:
@@ -370,6 +410,16 @@ class TestAdmin(ModelAdmin):
                 "<uuid:object_id>/rollout/<int:variant_id>/",
                 wrap(self.rollout_view),
                 name="bandit_test_rollout",
+            ),
+            path(
+                "<uuid:object_id>/retire/<int:variant_id>/",
+                wrap(self.retire_view),
+                name="bandit_test_retire",
+            ),
+            path(
+                "<uuid:object_id>/add_variants/",
+                wrap(self.add_variants_view),
+                name="bandit_test_add_variants",
             ),
             path(
                 "<uuid:object_id>/reward_window/",
@@ -431,32 +481,69 @@ class TestAdmin(ModelAdmin):
 
     def rollout_view(self, request: HttpRequest, object_id: str, variant_id: int):
         """Confirm, then serve one variant to everyone from the next request on."""
-        test = self._test_or_404(request, object_id)
-        if not self.has_change_permission(request, test):
-            raise PermissionDenied
-        if str(variant_id) not in test.variants:
-            messages.error(request, f"Variant {variant_id} is not a variant of this Test.")
-            return self._back(test)
-        if request.method == "POST":
-            try:
-                services.rollout(str(test.pk), variant_id, actor_of(request))
-            except (ServiceError, RedisError) as exc:
-                messages.error(request, _reason(exc))
-            else:
-                messages.success(
-                    request, f"“{test.label_of(variant_id)}” is now served to every visitor."
-                )
-            return self._back(test)
-        return self._confirm(
+        return self._variant_action(
             request,
-            test,
-            title=f"Roll out “{test.label_of(variant_id)}” to everyone?",
+            object_id,
+            variant_id,
+            services.rollout,
+            done="“{label}” is now served to every visitor.",
+            title="Roll out “{label}” to everyone?",
             text=(
                 "Every decision will answer this variant from the next request on, on every "
                 "worker. Rewards keep teaching the Test, and you can clear the rollout at any "
                 "time to let it choose again."
             ),
             button="Yes, roll it out",
+        )
+
+    def retire_view(self, request: HttpRequest, object_id: str, variant_id: int):
+        """Confirm, then stop serving a variant from the next request on."""
+        return self._variant_action(
+            request,
+            object_id,
+            variant_id,
+            services.retire_variant,
+            done="“{label}” is retired.",
+            title="Retire “{label}”?",
+            text=(
+                "No visitor will be served this variant from the next request on, on every "
+                "worker. Its figures stay on the dashboard, rewards for the decisions already "
+                "made still count, and the Test goes on learning about the others."
+            ),
+            button="Yes, retire it",
+        )
+
+    def _variant_action(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        variant_id: int,
+        action: Callable[..., Any],
+        *,
+        done: str,
+        title: str,
+        text: str,
+        button: str,
+    ):
+        """A change to one variant of a Test: confirmed on a page of its own, then made by
+        `action` (a service taking the Test id, the variant id and the actor) on the POST."""
+        test = self._test_or_404(request, object_id)
+        if not self.has_change_permission(request, test):
+            raise PermissionDenied
+        if str(variant_id) not in test.variants:
+            messages.error(request, f"Variant {variant_id} is not a variant of this Test.")
+            return self._back(test)
+        label = test.label_of(variant_id)
+        if request.method == "POST":
+            try:
+                action(str(test.pk), variant_id, actor_of(request))
+            except (ServiceError, RedisError) as exc:
+                messages.error(request, _reason(exc))
+            else:
+                messages.success(request, done.format(label=label))
+            return self._back(test)
+        return self._confirm(
+            request, test, title=title.format(label=label), text=text, button=button
         )
 
     def clear_rollout_view(self, request: HttpRequest, object_id: str):
@@ -478,6 +565,41 @@ class TestAdmin(ModelAdmin):
             text="The Test goes back to Thompson sampling from the next request on.",
             button="Yes, clear it",
         )
+
+    def add_variants_view(self, request: HttpRequest, object_id: str):
+        """Add variants to the running Test; they are served from the next request on."""
+        test = self._test_or_404(request, object_id)
+        if not self.has_change_permission(request, test):
+            raise PermissionDenied
+        form = AddVariantsForm(request.POST or None, first_id=max(test.variant_ids()) + 1)
+        if request.method == "POST" and form.is_valid():
+            try:
+                _, added = services.add_variants(
+                    str(test.pk),
+                    form.cleaned_data["variant_labels"],
+                    maximum=settings.SCOUT_MAX_VARIANTS,
+                    actor=actor_of(request),
+                )
+            except (ServiceError, RedisError) as exc:
+                messages.error(request, _reason(exc))
+            else:
+                messages.success(
+                    request, f"Added {len(added)} variant(s): they are served from now on."
+                )
+                return self._back(test)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Add variants to “{test.name}”",
+            "text": (
+                "What the Test learned about its variants is kept; the new ones are chosen "
+                "among from the next decision on, on every worker."
+            ),
+            "form": form,
+            "opts": self.opts,
+            "original": test,
+            "test": test,
+        }
+        return TemplateResponse(request, "admin/bandit/test/settings_form.html", context)
 
     def reward_window_view(self, request: HttpRequest, object_id: str):
         """Change how long the Test's decisions wait for their reward, and what one that gets
@@ -512,12 +634,19 @@ class TestAdmin(ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "title": f"Reward window of “{test.name}”",
+            "text": (
+                "A decision that gets no reward within the window counts once with the default "
+                "reward, so a product that reports only conversions still teaches the Test "
+                "what did not convert. A reward that comes after its window is late and not "
+                "counted. A change holds from the next decision on; decisions made before "
+                "keep the window they were made with."
+            ),
             "form": form,
             "opts": self.opts,
             "original": test,
             "test": test,
         }
-        return TemplateResponse(request, "admin/bandit/test/reward_window.html", context)
+        return TemplateResponse(request, "admin/bandit/test/settings_form.html", context)
 
     def _confirm(self, request: HttpRequest, test: Test, *, title: str, text: str, button: str):
         context = {

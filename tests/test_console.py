@@ -365,6 +365,36 @@ def test_roll_out_and_clear_from_the_dashboard(tab: Console, api: httpx.Client) 
     assert any(re.search(r"\brollout\b", text) and ADMIN.username in text for text in actions)
 
 
+def test_add_and_retire_variants_from_the_dashboard(tab: Console, api: httpx.Client) -> None:
+    page = tab.page
+    test_id = create_test(api, f"Banner {uuid.uuid4().hex[:6]}", ["Red", "Blue"])
+    tab.open(f"/admin/bandit/test/{test_id}/change/")
+    assert page.locator("[data-action=retire]").count() == 0  # two in service: none to spare
+    page.click("[data-action=add-variants]")
+    page.fill("textarea[name=variant_labels]", "Blue")  # taken
+    page.click("[data-action=save]")
+    page.get_by_text("labels must be unique").first.wait_for()
+    assert details(api, test_id)["variants"] == {"0": "Red", "1": "Blue"}
+    page.fill("textarea[name=variant_labels]", "Green\nGold\n")
+    tab.shot("add-variants")
+    page.click("[data-action=save]")
+    page.wait_for_url(re.compile(rf".*/admin/bandit/test/{test_id}/change/$"))
+    page.get_by_text("Added 2 variant(s)").first.wait_for()
+    assert details(api, test_id)["variants"] == {"0": "Red", "1": "Blue", "2": "Green", "3": "Gold"}
+    page.click("#scout-variants tr[data-variant='0'] [data-action=retire]")
+    page.get_by_text("Retire “Red”?").first.wait_for()
+    assert details(api, test_id)["retired_variants"] == []  # nothing before confirming
+    page.click("[data-action=confirm]")
+    page.wait_for_url(re.compile(rf".*/admin/bandit/test/{test_id}/change/$"))
+    page.locator("#scout-variants tr[data-variant='0'] [data-field=retired]").wait_for()
+    assert details(api, test_id)["retired_variants"] == [0]
+    assert all(fetch(api, test_id)["variant_id"] != 0 for _ in range(20))
+    tab.open(f"/admin/adminapi/auditentry/?q={test_id}")
+    actions = page.locator("#result_list tbody tr").all_inner_texts()
+    assert any("variants_added" in text and ADMIN.username in text for text in actions)
+    assert any("variant_retired" in text and ADMIN.username in text for text in actions)
+
+
 def test_change_the_reward_window_from_the_dashboard(tab: Console, api: httpx.Client) -> None:
     page = tab.page
     test_id = create_test(api, f"Signup {uuid.uuid4().hex[:6]}", ["Short", "Long"])

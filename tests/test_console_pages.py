@@ -283,3 +283,41 @@ def test_the_reward_window_form_checks_its_input_and_needs_a_post(browser_sessio
     assert 'data-field="reward_window">60 s<' in page.text
     unknown = browser_session.get(f"/admin/bandit/test/{uuid.uuid4()}/reward_window/")
     assert unknown.status_code == 404
+
+
+def test_retiring_needs_the_confirmation_post_and_keeps_two_in_service(
+    browser_session, make_test, api
+):
+    test_id = make_test(f"Retire {uuid.uuid4().hex[:6]}", variants={"0": "A", "1": "B"})[
+        "cb_model_id"
+    ]
+    confirm = browser_session.get(f"/admin/bandit/test/{test_id}/retire/1/")
+    assert confirm.status_code == 200 and "Retire “B”?" in confirm.text
+    assert browser_session.post(f"/admin/bandit/test/{test_id}/retire/1/").status_code == 403
+    refused = browser_session.post(
+        f"/admin/bandit/test/{test_id}/retire/1/",
+        data={"csrfmiddlewaretoken": csrf(browser_session)},
+        follow_redirects=True,
+    )
+    assert "at least 2 variants in service" in refused.text
+    assert details(api, test_id)["retired_variants"] == []
+    added = browser_session.post(
+        f"/admin/bandit/test/{test_id}/add_variants/",
+        data={"csrfmiddlewaretoken": csrf(browser_session), "variant_labels": "C"},
+    )
+    assert added.status_code == 302
+    assert details(api, test_id)["variants"] == {"0": "A", "1": "B", "2": "C"}
+    done = browser_session.post(
+        f"/admin/bandit/test/{test_id}/retire/1/",
+        data={"csrfmiddlewaretoken": csrf(browser_session)},
+    )
+    assert done.status_code == 302
+    assert details(api, test_id)["retired_variants"] == [1]
+    page = browser_session.get(f"/admin/bandit/test/{test_id}/change/")
+    row = page.text.split('data-variant="1"')[1].split("</tr>")[0]
+    assert 'data-field="retired"' in row and 'data-action="rollout"' not in row
+    empty = browser_session.post(
+        f"/admin/bandit/test/{test_id}/add_variants/",
+        data={"csrfmiddlewaretoken": csrf(browser_session), "variant_labels": "  \n"},
+    )
+    assert empty.status_code == 200 and "This field is required" in empty.text

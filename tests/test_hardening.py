@@ -395,7 +395,10 @@ def test_the_schema_states_what_the_server_accepts(staff):
     assert variants["minProperties"] == 2 and variants["maxProperties"] == 1000
     assert variants["propertyNames"]["pattern"]
     assert create["properties"]["trail_time_window_minutes"]["minimum"] == 1
-    assert create["anyOf"]  # the trail's bucket limit, as ranges
+    trail, share = create["allOf"]
+    assert trail["anyOf"]  # the trail's bucket limit, as ranges
+    assert {"properties": {"minimum_variant_share": {"maximum": 0.001}}} in share["anyOf"]
+    assert create["properties"]["minimum_variant_share"]["maximum"] == 0.5
     context = components["FetchRequestRequest"]["properties"]["context"]["additionalProperties"]
     number = next(kind for kind in context["oneOf"] if kind.get("type") == "number")
     assert (number["minimum"], number["maximum"]) == (-1e12, 1e12)

@@ -91,6 +91,7 @@ def test_details_of_a_new_test_have_every_field_in_its_empty_form(api, make_test
     assert body["forgetting"] == "on_change" and body["last_change_at"] is None
     assert body["reward_window_seconds"] is None and body["default_reward"] == 0.0
     assert body["decisions_awaiting_reward"] == 0
+    assert body["retired_variants"] == [] and body["minimum_variant_share"] == 0.0
     assert body["prediction_trail"] == [] and body["update_trail"] == []
     assert body["context_feature_analysis"] == {}
     assert set(body["performance_summary"]) == {"0", "5"}
@@ -103,6 +104,7 @@ def test_details_of_a_new_test_have_every_field_in_its_empty_form(api, make_test
         "evidence": 0.0,
         "changes_detected": 0,
         "default_rewards": 0,
+        "retired": False,
     }
 
 

@@ -28,4 +28,5 @@ def test_the_curl_lifecycle_example_works(server):
     output = result.stdout
     assert re.search(r'"processed_updates":\s*1\b', output), output
     assert re.search(r'"failed_updates":\s*0\b', output), output
+    assert '"added":[2]' in output.replace(" ", "") and "is retired" in output
     assert "successfully deleted" in output

@@ -90,6 +90,7 @@ def test_a_decision_is_stored_under_its_request_id_and_rewarded_by_it(in_process
         "evidence": 1.0,
         "changes_detected": 0,
         "default_rewards": 0,
+        "retired": False,
     }
     # The stored context taught the model: the feature analysis knows the device.
     features = details["context_feature_analysis"]["features"]

@@ -8,14 +8,18 @@
 -- KEYS: meta, stats, vocab, feature analysis, the stored context, the prediction trail bucket,
 --       learn (read only: its reward count tells the worker whether its snapshot is behind),
 --       the decisions waiting for their reward.
--- ARGV: variant, decision kind, now, context TTL, trail TTL, max features, the number of
+-- ARGV: the version of the Test's variants the worker chose among (see below), variant,
+--       decision kind, now, context TTL, trail TTL, max features, the number of
 --       context keys, the context keys, then (feature name, value) pairs.
--- Answers {variant, rolled out?, replayed?, features ignored, rewards counted}, or {-1, ...}
--- for a missing Test.
+-- Answers {variant, rolled out?, replayed?, features ignored, rewards counted}, {-1, ...}
+-- for a missing Test, or {-3, ...}, having written nothing, when the Test's variants changed
+-- since the worker read them (meta's `dv`): the worker reads them again and decides anew.
+local definition = table.remove(ARGV, 1)
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0, 0, false} end
-local learned = redis.call('HGET', KEYS[7], 'u')
-local meta = redis.call('HMGET', KEYS[1], 'rollout', 'rw')
+local meta = redis.call('HMGET', KEYS[1], 'rollout', 'rw', 'dv')
 local rollout, window = meta[1], meta[2]
+if (meta[3] or '0') ~= definition then return {-3, 0, 0, 0, false} end
+local learned = redis.call('HGET', KEYS[7], 'u')
 local stored = redis.call('GET', KEYS[5])
 if stored then
   local v = string.sub(stored, 1, string.find(stored, '|', 1, true) - 1)

@@ -38,13 +38,15 @@ def record_decision(
     context_ttl_seconds: int,
     trail_window_seconds: int,
     trail_granularity_seconds: int,
+    definition_version: int = 0,
 ) -> Decision:
     """One round trip: store the decision and its context (the context's keys and features,
     which are what its reward will teach), count it, honour a rollout, and
     tell the Test's reward count, so the worker learns for free whether its snapshot is behind.
 
     Raises ConfigMoved, having written nothing, when the guard finds the worker's configuration
-    stale, and TestMissing when Redis has no state for the Test.
+    stale; DefinitionMoved, having written nothing, when the Test's variants changed since
+    `definition_version`; and TestMissing when Redis has no state for the Test.
     """
     now = time.time()
     script_keys = [
@@ -58,6 +60,7 @@ def record_decision(
         keys.due(test_id),
     ]
     args = [
+        definition_version,
         variant_id,
         "exploit" if exploit else "explore",
         f"{now:.6f}",
@@ -72,6 +75,8 @@ def record_decision(
     variant, rollout, replayed, overflow, learned = _DECIDE(script_keys, args, guard)
     if variant == -1:
         raise keys.TestMissing(test_id)
+    if variant == -3:
+        raise keys.DefinitionMoved(test_id)
     if overflow:
         count(FEATURE_OVERFLOW, amount=overflow)
     version = learned.decode() if isinstance(learned, bytes) else None  # Lua false: none yet

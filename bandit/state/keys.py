@@ -2,7 +2,8 @@
 Cluster keeps a Test in one slot and its scripts stay atomic. Keys (P is SCOUT_REDIS_KEY_PREFIX,
 T the tag):
 
-- `P:T:meta`        hash: marks that the Test exists; `rollout` holds a rolled-out variant id.
+- `P:T:meta`        hash: marks that the Test exists; `rollout` holds a rolled-out variant id,
+                    `dv` the version of its variants in service (absent: 0).
 - `P:T:stats`       hash of display counters: `n` decisions, `p:<v>` decisions per variant,
                     `lp` time of the last decision, `exploit`/`explore`/`rollout` decision kinds,
                     `overflow` features ignored because the vocabulary was full.
@@ -50,6 +51,10 @@ from core.redis_client import key
 # The hashes that hold what a Test learned and counted. Contexts and trails are left out: they
 # expire anyway, and copying them would cost more than they are worth.
 DURABLE = ("meta", "stats", "learn", "vocab", "fa")
+
+
+class DefinitionMoved(Exception):
+    """The Test's variants changed since the worker read them; the script wrote nothing."""
 
 
 class TestMissing(Exception):

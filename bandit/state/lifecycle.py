@@ -9,17 +9,23 @@ from bandit.state import keys
 from core.redis_client import connection, guarded
 
 # The fields of a Test's meta hash that mirror its definition in the database.
-FROM_DATABASE = ("rollout", "rw", "dr")
+FROM_DATABASE = ("rollout", "rw", "dr", "dv")
 
 
 def meta_fields(
-    *, rollout: int | None, reward_window_seconds: int | None, default_reward: float
+    *,
+    rollout: int | None,
+    reward_window_seconds: int | None,
+    default_reward: float,
+    definition_version: int = 0,
 ) -> dict[str, str | None]:
-    """What a Test's meta hash says of its definition (None: the field is absent)."""
+    """What a Test's meta hash says of its definition (None: the field is absent; an absent
+    `dv` is version 0)."""
     return {
         "rollout": None if rollout is None else str(rollout),
         "rw": None if reward_window_seconds is None else str(reward_window_seconds),
         "dr": repr(float(default_reward)),
+        "dv": str(definition_version) if definition_version else None,
     }
 
 
@@ -68,3 +74,16 @@ def set_reward_window(test_id: str, seconds: int | None, default_reward: float) 
         pipe.hset(keys.meta(test_id), "rw", seconds)
     pipe.hset(keys.meta(test_id), "dr", repr(float(default_reward)))
     pipe.execute()
+
+
+@guarded
+def set_definition_version(test_id: str, version: int) -> None:
+    """From the next request on, every worker whose copy of the Test's variants is older than
+    `version` reads them again (decide.lua and reward.lua check)."""
+    connection().hset(keys.meta(test_id), "dv", version)
+
+
+@guarded
+def definition_version(test_id: str) -> int:
+    """The version of the Test's variants in service that Redis holds (0 when none is set)."""
+    return int(connection().hget(keys.meta(test_id), "dv") or 0)

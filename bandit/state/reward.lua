@@ -9,7 +9,8 @@
 -- late and not counted: the default counts instead.
 -- KEYS: meta, learn, vocab, feature analysis, the reward trail bucket, the decisions waiting
 --       for their reward, the stored decisions of the entries that name one, and stats last.
--- ARGV: now, context TTL, trail TTL, max features, the decay of recent rewards (0: the Test
+-- ARGV: the version of the Test's variants the worker resolved the entries with ('' when
+--       closing windows: entries name no variant then), now, context TTL, trail TTL, max features, the decay of recent rewards (0: the Test
 --       keeps none, see bandit.policy.ON_CHANGE), the number of entries, then per entry:
 --       'r' for a reward or 'c' to close the window of its decision (its reward is unused),
 --       its stored decision's position among KEYS (0 for none), the variant it names ('' for
@@ -22,7 +23,13 @@
 -- carries no context, 6 the decision is gone and the entry names no variant, 7 late (the
 -- decision's reward window closed before it came), 8 the window closed and the default reward
 -- counted, 9 nothing to close (the reward came first, or the window is not closed yet).
+-- {-3}, having written nothing: the Test's variants changed since the worker read them
+-- (meta's `dv`); the worker reads them again and resolves the entries anew.
+local definition = table.remove(ARGV, 1)
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
+if definition ~= '' and (redis.call('HGET', KEYS[1], 'dv') or '0') ~= definition then
+  return {-3}
+end
 local now, ttl, trail_ttl = ARGV[1], ARGV[2], ARGV[3]
 local max_features = tonumber(ARGV[4])
 local decay = tonumber(ARGV[5])

@@ -66,6 +66,7 @@ def record_rewards(
     trail_window_seconds: int,
     trail_granularity_seconds: int,
     recent_decay: float = 0.0,
+    definition_version: int = 0,
 ) -> list[Outcome]:
     """Apply a batch of rewards atomically, in one round trip; answer each one's Outcome.
 
@@ -73,12 +74,17 @@ def record_rewards(
     bandit.policy.ON_CHANGE).
 
     Raises ConfigMoved, having written nothing, when the guard finds the worker's configuration
-    stale, and TestMissing when Redis has no state for the Test.
+    stale; DefinitionMoved, having written nothing, when the Test's variants changed since
+    `definition_version`; and TestMissing when Redis has no state for the Test.
     """
     now = time.time()
     context_keys: list[str] = []
     args = _header(
-        now, context_ttl_seconds, trail_window_seconds + trail_granularity_seconds, recent_decay
+        str(definition_version),
+        now,
+        context_ttl_seconds,
+        trail_window_seconds + trail_granularity_seconds,
+        recent_decay,
     )
     args.append(len(rewards))
     for reward in rewards:
@@ -103,10 +109,15 @@ def record_rewards(
 
 
 def _header(
-    now: float, context_ttl_seconds: int, trail_ttl_seconds: int, recent_decay: float
+    definition_version: str,
+    now: float,
+    context_ttl_seconds: int,
+    trail_ttl_seconds: int,
+    recent_decay: float,
 ) -> list[object]:
     """The script's arguments before its entries (reward.lua)."""
     return [
+        definition_version,
         f"{now:.6f}",
         context_ttl_seconds,
         trail_ttl_seconds,
@@ -136,6 +147,8 @@ def _run(
     results = _REWARD(script_keys, args, guard)
     if results == [-1]:
         raise keys.TestMissing(test_id)
+    if results == [-3]:
+        raise keys.DefinitionMoved(test_id)
     *pairs, overflow = results  # the script appends the features it had to ignore
     if overflow:
         count(FEATURE_OVERFLOW, amount=overflow)
@@ -185,7 +198,7 @@ def close_windows(
     (DEFAULTED or NOTHING_TO_CLOSE)."""
     now = time.time()
     args = _header(
-        now, context_ttl_seconds, trail_window_seconds + trail_granularity_seconds, recent_decay
+        "", now, context_ttl_seconds, trail_window_seconds + trail_granularity_seconds, recent_decay
     )
     args.append(len(waiting))
     context_keys = []
