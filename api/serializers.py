@@ -222,25 +222,28 @@ class ContextField(serializers.JSONField):
 
 
 class RequestIdField(serializers.CharField):
-    """A client's id for one decision; absent or null means Scout makes one up."""
+    """A client's id for one decision; absent or null means Scout makes one up. (Also a
+    unit's id, with `name="unit_id"`: the same rules.)"""
 
     schema_pattern = NO_NUL_PATTERN  # published by api.schema
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, name: str = "request_id", **kwargs: Any) -> None:
         kwargs.setdefault("required", False)
         kwargs.setdefault("allow_null", True)
+        kwargs.setdefault("error_messages", {"blank": f"{name} must be a non-empty string."})
         super().__init__(trim_whitespace=False, **kwargs)  # an opaque id, taken as sent
         self.validators.append(LiveMaxLength("SCOUT_MAX_REQUEST_ID_LENGTH"))
+        self.name = name
 
     def to_internal_value(self, data: object) -> str:
         if not isinstance(data, str) or not data:
-            raise serializers.ValidationError("request_id must be a non-empty string.")
+            raise serializers.ValidationError(f"{self.name} must be a non-empty string.")
         if len(data) > settings.SCOUT_MAX_REQUEST_ID_LENGTH:
             raise serializers.ValidationError(
-                f"request_id is at most {settings.SCOUT_MAX_REQUEST_ID_LENGTH} characters long."
+                f"{self.name} is at most {settings.SCOUT_MAX_REQUEST_ID_LENGTH} characters long."
             )
         if text_problem(data):
-            raise serializers.ValidationError(f"request_id {text_problem(data)}.")
+            raise serializers.ValidationError(f"{self.name} {text_problem(data)}.")
         return data
 
 
@@ -386,6 +389,22 @@ class CreateTestRequest(TestSettingsFields):
         default=0.0,
         help_text="What a decision counts when its reward window closes without a reward.",
     )
+    sticky_assignment = Boolean(
+        required=False,
+        default=False,
+        help_text=(
+            "Serve a unit (`unit_id` on a decision) the variant it was given, for "
+            "`sticky_seconds` from then, so that a visitor does not see the page change on "
+            "every load. A rollout still wins; a retired variant releases its units."
+        ),
+    )
+    sticky_seconds = Integer(
+        required=False,
+        default=86_400,
+        min_value=1,
+        max_value=90 * 86_400,
+        help_text="How long a unit keeps the variant it was given (one day by default).",
+    )
     minimum_variant_share = Number(
         limit=0.5,
         minimum=0.0,
@@ -513,6 +532,8 @@ class TestDetails(TestSummary):
     minimum_variant_share = serializers.FloatField(
         help_text="The share of the decisions each variant in service gets at least."
     )
+    sticky_assignment = serializers.BooleanField()
+    sticky_seconds = serializers.IntegerField()
     reward_window_seconds = serializers.IntegerField(
         allow_null=True,
         help_text="How long a decision waits for its reward (null: for ever).",
@@ -588,6 +609,13 @@ class FetchRequest(serializers.Serializer):
     # the class, so it does not replace the property; its stubs cannot tell.
     context = ContextField(required=False, allow_null=True)  # type: ignore[assignment]
     request_id = RequestIdField()
+    unit_id = RequestIdField(
+        name="unit_id",
+        help_text=(
+            "The visitor or account the decision is for. A Test with `sticky_assignment` "
+            "serves a unit the variant it was given, for `sticky_seconds`."
+        ),
+    )
     eligible_variants = EligibleVariantsField(
         required=False,
         error_messages={"null": "eligible_variants must be a list of variant ids or labels."},

@@ -113,6 +113,8 @@ class CreateTestView(ApiView):
             reward_window_seconds=body["reward_window_seconds"],
             default_reward=body["default_reward"],
             minimum_variant_share=body["minimum_variant_share"],
+            sticky_assignment=body["sticky_assignment"],
+            sticky_seconds=body["sticky_seconds"],
             actor=self.actor(request),
         )
         return Response(
@@ -196,6 +198,7 @@ class FetchRecommendedVariantView(HotPathView):
                 context=body.get("context") or {},
                 request_id=body.get("request_id"),
                 eligible=body.get("eligible_variants"),
+                unit_id=body.get("unit_id"),
                 settings_in_force=settings_in_force,
             )
 

@@ -79,6 +79,8 @@ def restore(test: Test) -> bool:
         reward_window_seconds=test.reward_window_seconds,
         default_reward=test.default_reward,
         definition_version=test.definition_version,
+        sticky_seconds=test.sticky_seconds if test.sticky_assignment else None,
+        retired=test.retired_variants,
     )
     restored = durable.restore_test(str(test.id), hashes, definition)
     if restored:

@@ -39,6 +39,10 @@ class Test(models.Model):
     # Each variant in service gets at least this share of the decisions (bandit.policy.choose;
     # at most 1 / the number in service, which caps it when variants are added).
     minimum_variant_share = models.FloatField(default=0.0)
+    # Whether a unit (a visitor, an account: `unit_id`) keeps the variant it was given, and
+    # for how long from when it was given.
+    sticky_assignment = models.BooleanField(default=False)
+    sticky_seconds = models.PositiveIntegerField(default=86_400)
     # How long a decision waits for its reward (None: forever, the contract's behaviour); one
     # that gets none in time is counted once with `default_reward` (bandit.windows).
     reward_window_seconds = models.PositiveIntegerField(null=True, blank=True)

@@ -99,6 +99,8 @@ def details(test_id: str) -> dict[str, Any]:
         "forgetting": test.forgetting,
         "last_change_at": iso(counters.last_change_at),
         "minimum_variant_share": test.minimum_variant_share,
+        "sticky_assignment": test.sticky_assignment,
+        "sticky_seconds": test.sticky_seconds,
         "reward_window_seconds": test.reward_window_seconds,
         "default_reward": test.default_reward,
         "decisions_awaiting_reward": counters.waiting,

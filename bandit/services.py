@@ -59,6 +59,8 @@ def create_test(
     reward_window_seconds: int | None = None,
     default_reward: float = 0.0,
     minimum_variant_share: float = 0.0,
+    sticky_assignment: bool = False,
+    sticky_seconds: int = 86_400,
     actor: audit.Actor | None = None,
 ) -> Test:
     """Create a Test in the database and mark it in Redis. Either both happen or neither."""
@@ -77,6 +79,8 @@ def create_test(
             reward_window_seconds=reward_window_seconds,
             default_reward=default_reward,
             minimum_variant_share=minimum_variant_share,
+            sticky_assignment=sticky_assignment,
+            sticky_seconds=sticky_seconds,
         )
         audit.record(actor, "test_created", str(test.id), name=test.name)
         # Inside the transaction: if Redis is down, the Test is not created at all.
@@ -86,6 +90,7 @@ def create_test(
                 rollout=None,
                 reward_window_seconds=reward_window_seconds,
                 default_reward=default_reward,
+                sticky_seconds=sticky_seconds if sticky_assignment else None,
             ),
         )
     logger.info(
@@ -180,9 +185,12 @@ def recommend(
     request_id: str | None,
     settings_in_force: config.Config,
     eligible: Sequence[Label] | None = None,
+    unit_id: str | None = None,
 ) -> Recommendation:
     """Choose a variant by Thompson sampling and store the decision under its request id.
     `eligible`: the variants (ids or labels) to choose among; None for all in service.
+    `unit_id`: the visitor, whom a Test with sticky assignment serves the variant it was
+    given (decide.lua).
 
     `settings_in_force` is the configuration the caller was let in under. Raises ConfigMoved,
     having stored nothing, when an operator has changed it since: the caller must be checked
@@ -192,7 +200,7 @@ def recommend(
     return _with_current_variants(
         test_id,
         lambda fresh: _recommend(
-            test_id, context, clean_request_id, settings_in_force, eligible, fresh
+            test_id, context, clean_request_id, settings_in_force, eligible, unit_id, fresh
         ),
     )
 
@@ -231,6 +239,7 @@ def _recommend(
     clean_request_id: str,
     settings_in_force: config.Config,
     eligible: Sequence[Label] | None,
+    unit_id: str | None,
     fresh: bool,
 ) -> Recommendation:
     snapshot = _snapshot(test_id, told_after=True)  # the decision script tells (note below)
@@ -258,6 +267,8 @@ def _recommend(
         "trail_window_seconds": definition.trail_window_seconds,
         "trail_granularity_seconds": definition.trail_granularity_seconds,
         "definition_version": definition.version,
+        "unit_id": unit_id,
+        "eligible_ids": None if among is None else [definition.variant_ids[i] for i in among],
     }
     try:
         try:
@@ -577,7 +588,7 @@ def _publish_variants(test: Test) -> None:
     (inside the caller's transaction: if Redis is down, nothing changes)."""
     test.definition_version += 1
     test.save(update_fields=["variants", "retired_variants", "definition_version"])
-    lifecycle.set_definition_version(str(test.id), test.definition_version)
+    lifecycle.set_definition_version(str(test.id), test.definition_version, test.retired_variants)
 
 
 def add_variants(

@@ -122,6 +122,20 @@ class TestCreateForm(forms.ModelForm):
             "variants), so the Test never stops looking at any of them. 0: no floor."
         ),
     )
+    sticky_assignment = forms.BooleanField(
+        label="Sticky assignment",
+        required=False,
+        help_text=(
+            "A visitor (the decision's unit_id) keeps the variant it was given, so the page "
+            "does not change on every load."
+        ),
+    )
+    sticky_seconds = forms.IntegerField(
+        label="Sticky for (seconds)",
+        initial=86_400,
+        widget=UnfoldAdminIntegerFieldWidget,
+        help_text="How long a visitor keeps its variant, from when it was given.",
+    )
     reward_window_seconds = forms.IntegerField(
         label="Reward window (seconds)",
         required=False,
@@ -161,6 +175,11 @@ class TestCreateForm(forms.ModelForm):
             lambda: _field("reward_window_seconds").run_validation(
                 self.cleaned_data.get("reward_window_seconds")
             )
+        )
+
+    def clean_sticky_seconds(self) -> int:
+        return _checked(
+            lambda: _field("sticky_seconds").run_validation(self.cleaned_data.get("sticky_seconds"))
         )
 
     def clean_default_reward(self) -> float:
@@ -288,6 +307,8 @@ class TestAdmin(ModelAdmin):
                     "prior",
                     "forgetting",
                     "minimum_variant_share",
+                    "sticky_assignment",
+                    "sticky_seconds",
                 )
             },
         ),
@@ -359,6 +380,8 @@ class TestAdmin(ModelAdmin):
             reward_window_seconds=form.cleaned_data["reward_window_seconds"],
             default_reward=form.cleaned_data["default_reward"],
             minimum_variant_share=form.cleaned_data["minimum_variant_share"],
+            sticky_assignment=form.cleaned_data["sticky_assignment"],
+            sticky_seconds=form.cleaned_data["sticky_seconds"],
             actor=actor_of(request),
         )
         for field in Test._meta.concrete_fields:

@@ -278,6 +278,8 @@ SCOUT_CONTEXT_TTL_SECONDS = env_int("SCOUT_CONTEXT_TTL_SECONDS", 86_400, minimum
 SCOUT_SNAPSHOT_MAX_AGE_SECONDS = env_float("SCOUT_SNAPSHOT_MAX_AGE_SECONDS", 1.0, minimum=0.0)
 # How often learned statistics are copied to the database (0 turns checkpoints off).
 SCOUT_CHECKPOINT_SECONDS = env_float("SCOUT_CHECKPOINT_SECONDS", 10.0, minimum=0.0)
+# Units (visitors, accounts) a Test with sticky assignment keeps assigned at most.
+SCOUT_MAX_STICKY_UNITS = env_int("SCOUT_MAX_STICKY_UNITS", 1_000_000, minimum=1)
 # How often reward windows that are due are closed (bandit.windows; 0 turns closing off).
 SCOUT_REWARD_WINDOW_CHECK_SECONDS = env_float("SCOUT_REWARD_WINDOW_CHECK_SECONDS", 1.0, minimum=0.0)
 # Defaults for new Tests (operators can change them for later Tests over the admin API).

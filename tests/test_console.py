@@ -249,6 +249,8 @@ def test_create_a_test_and_watch_its_dashboard(tab: Console, api: httpx.Client) 
     page.select_option("select[name=forgetting]", "never")
     assert page.locator("input[name=reward_window_seconds]").input_value() == ""  # off
     page.fill("input[name=reward_window_seconds]", "3600")
+    page.check("input[name=sticky_assignment]")
+    page.fill("input[name=minimum_variant_share]", "0.1")
     tab.shot("test-add")
     page.click("button[name=_save]")
     page.wait_for_url(re.compile(r".*/admin/bandit/test/[0-9a-f-]{36}/change/$"))
@@ -262,6 +264,8 @@ def test_create_a_test_and_watch_its_dashboard(tab: Console, api: httpx.Client) 
     assert created["trail_bucket_granularity_seconds"] == 10
     assert created["minimum_update_requests_for_stats"] == 5
     assert created["reward_window_seconds"] == 3600 and created["default_reward"] == 0.0
+    assert created["sticky_assignment"] is True and created["sticky_seconds"] == 86_400
+    assert created["minimum_variant_share"] == 0.1
     assert created["sampling"] == "standard"
     assert created["prior"] == "flat"
     assert created["forgetting"] == "never"

@@ -5,19 +5,28 @@
 -- "variant|index:value,...|context keys as JSON" (the features by their vocabulary index).
 -- A Test with a reward window (meta's `rw`) also puts the decision among those that wait for
 -- their reward (bandit.windows), and keeps it for the window beside the context TTL.
+-- A Test with sticky assignment (meta's `st`, seconds) serves a unit (a visitor, an account)
+-- the variant it was assigned, unless that variant is retired (meta's `ret`, ",1,5,"): then
+-- the unit is assigned anew. A rollout still wins, and assigns nobody; a variant assigned but
+-- not eligible for this decision is not served, and the unit keeps its assignment. The units
+-- assigned are bounded per Test: past the bound, the assignment that expires first goes.
 -- KEYS: meta, stats, vocab, feature analysis, the stored context, the prediction trail bucket,
 --       learn (read only: its reward count tells the worker whether its snapshot is behind),
---       the decisions waiting for their reward.
--- ARGV: the version of the Test's variants the worker chose among (see below), variant,
---       decision kind, now, context TTL, trail TTL, max features, the number of
+--       the decisions waiting for their reward, the unit's assignment, the units assigned.
+-- ARGV: the version of the Test's variants the worker chose among (see below), the unit id
+--       ('' for none), the eligible variants (",0,2,", '' for all), the most units assigned,
+--       variant, decision kind, now, context TTL, trail TTL, max features, the number of
 --       context keys, the context keys, then (feature name, value) pairs.
 -- Answers {variant, rolled out?, replayed?, features ignored, rewards counted}, {-1, ...}
 -- for a missing Test, or {-3, ...}, having written nothing, when the Test's variants changed
 -- since the worker read them (meta's `dv`): the worker reads them again and decides anew.
 local definition = table.remove(ARGV, 1)
+local unit = table.remove(ARGV, 1)
+local eligible = table.remove(ARGV, 1)
+local most_units = tonumber(table.remove(ARGV, 1))
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0, 0, false} end
-local meta = redis.call('HMGET', KEYS[1], 'rollout', 'rw', 'dv')
-local rollout, window = meta[1], meta[2]
+local meta = redis.call('HMGET', KEYS[1], 'rollout', 'rw', 'dv', 'st', 'ret')
+local rollout, window, sticky = meta[1], meta[2], meta[4]
 if (meta[3] or '0') ~= definition then return {-3, 0, 0, 0, false} end
 local learned = redis.call('HGET', KEYS[7], 'u')
 local stored = redis.call('GET', KEYS[5])
@@ -27,6 +36,29 @@ if stored then
 end
 local v = ARGV[1]
 local kind = ARGV[2]
+if sticky and unit ~= '' then
+  local held = redis.call('GET', KEYS[9])
+  local in_service = held and not string.find(meta[5] or '', ',' .. held .. ',', 1, true)
+  if in_service then
+    if eligible == '' or string.find(eligible, ',' .. held .. ',', 1, true) then
+      v = held
+      kind = 'sticky'
+    end
+  elseif not rollout then
+    local clock = redis.call('TIME')
+    local now = tonumber(clock[1]) + tonumber(clock[2]) / 1e6
+    redis.call('SET', KEYS[9], v, 'EX', sticky)
+    redis.call('ZADD', KEYS[10], string.format('%.6f', now + tonumber(sticky)), unit)
+    if redis.call('ZCARD', KEYS[10]) > most_units then
+      redis.call('ZREMRANGEBYSCORE', KEYS[10], '-inf', string.format('%.6f', now))
+      local unit_key_prefix = string.sub(KEYS[9], 1, #KEYS[9] - #unit)
+      while redis.call('ZCARD', KEYS[10]) > most_units do
+        local oldest = redis.call('ZPOPMIN', KEYS[10])
+        redis.call('DEL', unit_key_prefix .. oldest[1])
+      end
+    end
+  end
+end
 if rollout then v = rollout; kind = 'rollout' end
 redis.call('HINCRBY', KEYS[2], 'n', 1)
 redis.call('HINCRBY', KEYS[2], 'p:' .. v, 1)

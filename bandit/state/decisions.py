@@ -39,10 +39,14 @@ def record_decision(
     trail_window_seconds: int,
     trail_granularity_seconds: int,
     definition_version: int = 0,
+    unit_id: str | None = None,
+    eligible_ids: Sequence[int] | None = None,
 ) -> Decision:
     """One round trip: store the decision and its context (the context's keys and features,
     which are what its reward will teach), count it, honour a rollout, and
     tell the Test's reward count, so the worker learns for free whether its snapshot is behind.
+    `unit_id` names the visitor for a Test's sticky assignment, and `eligible_ids` the
+    variants this decision may serve (decide.lua).
 
     Raises ConfigMoved, having written nothing, when the guard finds the worker's configuration
     stale; DefinitionMoved, having written nothing, when the Test's variants changed since
@@ -58,9 +62,14 @@ def record_decision(
         keys.trail(test_id, "tp", keys.bucket(now, trail_granularity_seconds)),
         keys.learn(test_id),
         keys.due(test_id),
+        keys.unit(test_id, unit_id or ""),
+        keys.units(test_id),
     ]
     args = [
         definition_version,
+        unit_id or "",
+        "" if eligible_ids is None else "," + ",".join(map(str, eligible_ids)) + ",",
+        settings.SCOUT_MAX_STICKY_UNITS,
         variant_id,
         "exploit" if exploit else "explore",
         f"{now:.6f}",

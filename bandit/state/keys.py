@@ -37,6 +37,11 @@ T the tag):
                     default is counted; a decision counted with the default is stored as
                     `<variant>|d` (a later reward is late). `meta` holds the window in `rw`
                     (seconds) and the default reward in `dr`.
+- `P:T:u:<unit>`     string: the variant a unit is assigned (a Test with sticky assignment),
+                    expiring after the Test's `sticky_seconds`; `P:T:units` sorted set of the
+                    units assigned by expiry, which bounds them (SCOUT_MAX_STICKY_UNITS).
+                    `meta` holds the seconds in `st` when assignment is on, and the retired
+                    variants in `ret` (",1,5,"), which release their units.
 - `P:T:tp:<bucket>` and `P:T:tu:<bucket>`: the prediction and reward trails, one hash per time
                     bucket, expiring after the Test's trail window.
 
@@ -98,6 +103,14 @@ def context(test_id: str, request_id: str) -> str:
 
 def due(test_id: str) -> str:
     return f"{tag(test_id)}:due"
+
+
+def unit(test_id: str, unit_id: str) -> str:
+    return f"{tag(test_id)}:u:{unit_id}"
+
+
+def units(test_id: str) -> str:
+    return f"{tag(test_id)}:units"
 
 
 def trail(test_id: str, kind: str, bucket: int) -> str:

@@ -4,12 +4,13 @@ its meta hash (a rollout, a reward window), which the database owns and Redis mi
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from bandit.state import keys
 from core.redis_client import connection, guarded
 
 # The fields of a Test's meta hash that mirror its definition in the database.
-FROM_DATABASE = ("rollout", "rw", "dr", "dv")
+FROM_DATABASE = ("rollout", "rw", "dr", "dv", "st", "ret")
 
 
 def meta_fields(
@@ -18,10 +19,14 @@ def meta_fields(
     reward_window_seconds: int | None,
     default_reward: float,
     definition_version: int = 0,
+    sticky_seconds: int | None = None,
+    retired: Sequence[int] = (),
 ) -> dict[str, str | None]:
     """What a Test's meta hash says of its definition (None: the field is absent; an absent
-    `dv` is version 0)."""
+    `dv` is version 0). `sticky_seconds`: None when sticky assignment is off."""
     return {
+        "st": None if sticky_seconds is None else str(sticky_seconds),
+        "ret": retired_field(retired),
         "rollout": None if rollout is None else str(rollout),
         "rw": None if reward_window_seconds is None else str(reward_window_seconds),
         "dr": repr(float(default_reward)),
@@ -76,11 +81,24 @@ def set_reward_window(test_id: str, seconds: int | None, default_reward: float) 
     pipe.execute()
 
 
+def retired_field(retired: Sequence[int]) -> str | None:
+    """The retired variants as decide.lua looks them up: ",1,5," (None for none)."""
+    return "," + ",".join(map(str, sorted(retired))) + "," if retired else None
+
+
 @guarded
-def set_definition_version(test_id: str, version: int) -> None:
+def set_definition_version(test_id: str, version: int, retired: Sequence[int]) -> None:
     """From the next request on, every worker whose copy of the Test's variants is older than
-    `version` reads them again (decide.lua and reward.lua check)."""
-    connection().hset(keys.meta(test_id), "dv", version)
+    `version` reads them again (decide.lua and reward.lua check), and the units assigned to a
+    retired variant are assigned anew."""
+    pipe = connection().pipeline(transaction=True)
+    pipe.hset(keys.meta(test_id), "dv", version)
+    field = retired_field(retired)
+    if field is None:
+        pipe.hdel(keys.meta(test_id), "ret")
+    else:
+        pipe.hset(keys.meta(test_id), "ret", field)
+    pipe.execute()
 
 
 @guarded
