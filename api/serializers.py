@@ -641,6 +641,25 @@ class FetchResponse(serializers.Serializer):
     detail = serializers.CharField(required=False)
 
 
+class RankedVariant(serializers.Serializer):
+    variant_id = serializers.IntegerField()
+    variant_label = LabelField()
+
+
+class FetchRankedResponse(serializers.Serializer):
+    cb_model_id = serializers.UUIDField()
+    variants = RankedVariant(
+        many=True, help_text="Every eligible variant, best first (a rollout's variant first)."
+    )
+    request_id = serializers.CharField()
+    is_global_rollout = serializers.BooleanField()
+    degraded = serializers.BooleanField(
+        required=False, help_text="Present and true when Redis was unavailable."
+    )
+    context_stored = serializers.BooleanField(required=False)
+    detail = serializers.CharField(required=False)
+
+
 class UpdateEntry(serializers.Serializer):
     """One reward. Clients of the original Scout name the variant as `decision` (an id or a
     label) and may send the context's keys inline, beside it."""

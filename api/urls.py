@@ -16,6 +16,11 @@ urlpatterns = [
         name="fetch_recommended_variant",
     ),
     re_path(rf"^update_model/{ID}/?$", views.UpdateTestView.as_view(), name="update_model"),
+    re_path(
+        r"^fetch_ranked_variants/?$",
+        views.FetchRankedVariantsView.as_view(),
+        name="fetch_ranked_variants",
+    ),
     re_path(r"^schema/?$", SchemaView.as_view(), name="schema"),
     re_path(r"^docs/?$", SwaggerView.as_view(url_name="schema"), name="docs"),
     re_path(r"^redoc/?$", RedocView.as_view(url_name="schema"), name="redoc"),

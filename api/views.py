@@ -5,6 +5,7 @@ request serializer, lets the caller in (api.access), calls one service and shape
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -190,19 +191,7 @@ class FetchRecommendedVariantView(HotPathView):
         return super().post(request, **kwargs)
 
     def answer(self, request: Request, data: object, **kwargs: Any) -> dict[str, Any]:
-        def decide(settings_in_force: config.Config) -> services.Recommendation:
-            # Checked once the caller is let in: a protected API answers 401 before 400.
-            body = validated(shapes.FetchRequest, json_object(data))
-            return services.recommend(
-                body["cb_model_id"],
-                context=body.get("context") or {},
-                request_id=body.get("request_id"),
-                eligible=body.get("eligible_variants"),
-                unit_id=body.get("unit_id"),
-                settings_in_force=settings_in_force,
-            )
-
-        recommendation = access.serve_checked(request, decide)
+        recommendation = access.serve_checked(request, partial(_decide, data, ranked=False))
         body = {
             "cb_model_id": recommendation.test_id,
             "variant_id": recommendation.variant_id,
@@ -211,14 +200,66 @@ class FetchRecommendedVariantView(HotPathView):
             "request_id": recommendation.request_id,
             "is_global_rollout": recommendation.is_global_rollout,
         }
-        if recommendation.degraded:
-            body["degraded"] = True
-            body["context_stored"] = False
-            body["detail"] = (
-                "Redis is unavailable: this decision was chosen from the last known state and "
-                "not stored; report its reward with the variant_id and the context inline."
-            )
-        return body
+        return {**body, **_degraded_fields(recommendation)}
+
+
+def _decide(
+    data: object, settings_in_force: config.Config, *, ranked: bool
+) -> services.Recommendation:
+    # Checked once the caller is let in: a protected API answers 401 before 400.
+    body = validated(shapes.FetchRequest, json_object(data))
+    return services.recommend(
+        body["cb_model_id"],
+        context=body.get("context") or {},
+        request_id=body.get("request_id"),
+        eligible=body.get("eligible_variants"),
+        unit_id=body.get("unit_id"),
+        ranked=ranked,
+        settings_in_force=settings_in_force,
+    )
+
+
+def _degraded_fields(recommendation: services.Recommendation) -> dict[str, Any]:
+    if not recommendation.degraded:
+        return {}
+    return {
+        "degraded": True,
+        "context_stored": False,
+        "detail": (
+            "Redis is unavailable: this decision was chosen from the last known state and "
+            "not stored; report its reward with the variant_id and the context inline."
+        ),
+    }
+
+
+class FetchRankedVariantsView(HotPathView):
+    @extend_schema(
+        tags=["Decisions and rewards"],
+        summary="In which order should this visitor see the variants?",
+        description=(
+            "Every eligible variant, ranked by the same Thompson sampling that chooses one "
+            "(the first is distributed as `fetch_recommended_variant`'s choice). The ranking "
+            "is stored under `request_id`; a reward for it names the variant it is for with "
+            "`variant_id` (shown, clicked), and each variant of the ranking counts one reward."
+        ),
+        request=shapes.FetchRequest,
+        responses={200: shapes.FetchRankedResponse, **errors(404, *WRITE_ERRORS)},
+    )
+    def post(self, request: Request, **kwargs: Any) -> Response:
+        return super().post(request, **kwargs)
+
+    def answer(self, request: Request, data: object, **kwargs: Any) -> dict[str, Any]:
+        recommendation = access.serve_checked(request, partial(_decide, data, ranked=True))
+        labels = recommendation.ranking or []
+        body: dict[str, Any] = {
+            "cb_model_id": recommendation.test_id,
+            "variants": [
+                {"variant_id": variant, "variant_label": label} for variant, label in labels
+            ],
+            "request_id": recommendation.request_id,
+            "is_global_rollout": recommendation.is_global_rollout,
+        }
+        return {**body, **_degraded_fields(recommendation)}
 
 
 class UpdateTestView(HotPathView):

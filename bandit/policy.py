@@ -334,6 +334,12 @@ class Choice:
     exploit: bool  # the choice is also the variant with the best posterior mean
 
 
+@dataclass(frozen=True)
+class Ranking:
+    order: list[int]  # positions in LearnedStats.variant_ids, best first
+    exploit: bool  # the first is also the variant with the best posterior mean
+
+
 def choose(
     posterior: Posterior,
     x: dict[int, float],
@@ -353,10 +359,34 @@ def choose(
     decisions, by choosing uniformly among them with probability `minimum_share` times their
     number (at most 1), by Thompson sampling otherwise.
     """
-    eligible = np.arange(variants) if among is None else np.asarray(among, dtype=np.int64)
-    forced = min(1.0, minimum_share * len(eligible))
-    if uniform or (forced > 0 and rng.random() < forced):
+    eligible = _eligible(variants, among)
+    if _uniform_now(uniform, minimum_share, len(eligible), rng):
         return Choice(int(eligible[rng.integers(len(eligible))]), exploit=False)
+    draws, means = _scores(posterior, x, rng, sampling, eligible)
+    best = int(np.argmax(draws))
+    return Choice(int(eligible[best]), exploit=bool(means[best] >= means.max()))
+
+
+def _eligible(variants: int, among: Sequence[int] | None) -> np.ndarray:
+    return np.arange(variants) if among is None else np.asarray(among, dtype=np.int64)
+
+
+def _uniform_now(
+    uniform: bool, minimum_share: float, eligible: int, rng: np.random.Generator
+) -> bool:
+    """Whether this decision is uniform: too few rewards yet, or the minimum share's turn."""
+    forced = min(1.0, minimum_share * eligible)
+    return uniform or (forced > 0 and rng.random() < forced)
+
+
+def _scores(
+    posterior: Posterior,
+    x: dict[int, float],
+    rng: np.random.Generator,
+    sampling: str,
+    eligible: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The eligible variants' draws as the sampling rule uses them, and their means."""
     draws, means = posterior.sample_and_mean(x, rng)
     draws, means = draws[eligible], means[eligible]
     if sampling != STANDARD:
@@ -364,8 +394,29 @@ def choose(
     if sampling == FOCUSED and len(means) > FEW_VARIANTS:
         drawing = rng.random(len(means)) < FEW_VARIANTS / len(means)
         draws = np.where(drawing, draws, means)
-    best = int(np.argmax(draws))
-    return Choice(int(eligible[best]), exploit=bool(means[best] >= means.max()))
+    return draws, means
+
+
+def rank(
+    posterior: Posterior,
+    x: dict[int, float],
+    rng: np.random.Generator,
+    *,
+    uniform: bool,
+    variants: int,
+    sampling: str = FOCUSED,
+    among: Sequence[int] | None = None,
+    minimum_share: float = 0.0,
+) -> Ranking:
+    """Every eligible variant's position, best first: `choose`'s first choice, then the rest
+    by the same draws (in a random order while `uniform`, or when the minimum share asks for
+    a uniform decision). So the first of a ranking is distributed as a decision is."""
+    eligible = _eligible(variants, among)
+    if _uniform_now(uniform, minimum_share, len(eligible), rng):
+        return Ranking([int(i) for i in rng.permutation(eligible)], exploit=False)
+    draws, means = _scores(posterior, x, rng, sampling, eligible)
+    order = np.argsort(-draws, kind="stable")
+    return Ranking([int(eligible[i]) for i in order], exploit=bool(means[order[0]] >= means.max()))
 
 
 def credible_interval(

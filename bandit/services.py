@@ -144,6 +144,8 @@ class Recommendation:
     is_global_rollout: bool
     # Redis could not be reached: chosen from the worker's snapshot and not stored.
     degraded: bool = False
+    # A ranked decision's variants (id, label), best first.
+    ranking: list[tuple[int, str | int]] | None = None
 
 
 def _snapshot(test_id: str, *, told_after: bool = False) -> snapshots.Snapshot:
@@ -186,11 +188,13 @@ def recommend(
     settings_in_force: config.Config,
     eligible: Sequence[Label] | None = None,
     unit_id: str | None = None,
+    ranked: bool = False,
 ) -> Recommendation:
     """Choose a variant by Thompson sampling and store the decision under its request id.
     `eligible`: the variants (ids or labels) to choose among; None for all in service.
     `unit_id`: the visitor, whom a Test with sticky assignment serves the variant it was
-    given (decide.lua).
+    given (decide.lua). `ranked`: rank every eligible variant, best first, and store the
+    ranking (its first is the variant decided; a reward names the variant it is for).
 
     `settings_in_force` is the configuration the caller was let in under. Raises ConfigMoved,
     having stored nothing, when an operator has changed it since: the caller must be checked
@@ -200,7 +204,7 @@ def recommend(
     return _with_current_variants(
         test_id,
         lambda fresh: _recommend(
-            test_id, context, clean_request_id, settings_in_force, eligible, unit_id, fresh
+            test_id, context, clean_request_id, settings_in_force, eligible, unit_id, ranked, fresh
         ),
     )
 
@@ -240,13 +244,15 @@ def _recommend(
     settings_in_force: config.Config,
     eligible: Sequence[Label] | None,
     unit_id: str | None,
+    ranked: bool,
     fresh: bool,
 ) -> Recommendation:
     snapshot = _snapshot(test_id, told_after=True)  # the decision script tells (note below)
     definition = snapshot.definition
     among = _eligible(definition, eligible, fresh) if eligible is not None else None
     features = policy.encode_context(clean_context)
-    choice = policy.choose(
+    rule = policy.rank if ranked else policy.choose
+    choice = rule(
         snapshot.posterior,
         policy.feature_vector(features, snapshot.stats.feature_index),
         _rng(),
@@ -256,8 +262,11 @@ def _recommend(
         among=among,
         minimum_share=definition.minimum_variant_share,
     )
+    order = choice.order if isinstance(choice, policy.Ranking) else [choice.index]
+    ranking = [definition.variant_ids[i] for i in order]
     arguments: dict[str, Any] = {  # keyword arguments of record_decision, of several types
-        "variant_id": definition.variant_ids[choice.index],
+        "variant_id": ranking[0],
+        "ranking": ranking if ranked else None,
         "exploit": choice.exploit,
         "request_id": clean_request_id,
         "context_keys": sorted(clean_context),
@@ -277,7 +286,7 @@ def _recommend(
             _restore_missing(definition.id)
             decision = decisions.record_decision(definition.id, **arguments)
     except RedisError:
-        return _degraded(snapshot, arguments["variant_id"], clean_request_id)
+        return _degraded(snapshot, ranking, clean_request_id, ranked)
     snapshots.note(definition.id, decision.learned_version)
     if not decision.replayed:  # a replay answers a decision already counted
         variant = definition.metric_labels.get(decision.variant_id, metrics.OTHER_VARIANTS)
@@ -298,7 +307,19 @@ def _recommend(
         variant_label=definition.labels[decision.variant_id],
         request_id=clean_request_id,
         is_global_rollout=decision.is_global_rollout,
+        # A replayed decision of one variant is a ranking of one.
+        ranking=_labelled(definition, decision.ranking or [decision.variant_id])
+        if ranked
+        else None,
     )
+
+
+def _labelled(
+    definition: snapshots.Definition, ranking: list[int] | None
+) -> list[tuple[int, str | int]] | None:
+    if ranking is None:
+        return None
+    return [(variant, definition.labels[variant]) for variant in ranking]
 
 
 def _eligible(
@@ -322,9 +343,14 @@ def _eligible(
     return sorted(among)
 
 
-def _degraded(snapshot: snapshots.Snapshot, chosen: int, request_id: str) -> Recommendation:
-    """Answer from the snapshot alone: the page waiting for this decision gets one."""
-    variant = snapshot.rollout if snapshot.rollout is not None else chosen
+def _degraded(
+    snapshot: snapshots.Snapshot, ranking: list[int], request_id: str, ranked: bool
+) -> Recommendation:
+    """Answer from the snapshot alone: the page waiting for this decision gets one (a
+    rollout it knew of first)."""
+    if snapshot.rollout is not None:
+        ranking = [snapshot.rollout, *(v for v in ranking if v != snapshot.rollout)]
+    variant = ranking[0]
     count(metrics.DEGRADED_DECISIONS)
     logger.debug(
         "Degraded decision",
@@ -337,6 +363,7 @@ def _degraded(snapshot: snapshots.Snapshot, chosen: int, request_id: str) -> Rec
         request_id=request_id,
         is_global_rollout=snapshot.rollout is not None,
         degraded=True,
+        ranking=_labelled(snapshot.definition, ranking) if ranked else None,
     )
 
 
@@ -531,6 +558,26 @@ def _report(
                 "reason": (
                     f"variant {reward.variant_id} does not match variant {variant}, which Scout "
                     f"served for request_id {reward.request_id!r}."
+                ),
+            }
+        )
+    elif status == rewards.RANKED_WITHOUT_VARIANT:
+        report.errors.append(
+            {
+                "index": index,
+                "reason": (
+                    f"request_id {reward.request_id!r} names a ranked decision: the update must "
+                    "name the variant it is for with variant_id."
+                ),
+            }
+        )
+    elif status == rewards.NOT_RANKED:
+        report.errors.append(
+            {
+                "index": index,
+                "reason": (
+                    f"variant {reward.variant_id} is not among the variants ranked for "
+                    f"request_id {reward.request_id!r}."
                 ),
             }
         )

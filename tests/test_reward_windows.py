@@ -5,6 +5,7 @@ the background."""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 
@@ -239,6 +240,46 @@ def test_over_http_the_servers_workers_close_windows_with_the_default(api, make_
     assert late["processed_updates"] == 0 and late["failed_updates"] == 1
     assert "reward window" in late["errors"][0]["reason"]
     assert details(api, test_id)["total_updates"] == 10
+
+
+def test_over_http_rewards_racing_the_close_count_exactly_once(server, api, make_test):
+    """Rewards sent from several clients while the server's workers close the same windows:
+    each decision counts its reward or the default, and the totals say so exactly."""
+    test_id = make_test(reward_window_seconds=1, default_reward=0.0)["cb_model_id"]
+    n = 120
+    made = []
+    for i in range(n):
+        fetch(api, test_id, request_id=f"d-{i}")
+        made.append(time.monotonic())
+    counted: list[int] = []
+    refused: list[int] = []
+    lock = threading.Lock()
+    # Each reward is sent about when its decision's window closes: some just before, some
+    # just after, whatever the speed of the machine.
+    jitter = random.Random(7)
+    send_at = [at + 1.0 + jitter.uniform(-0.2, 0.2) for at in made]
+
+    def send(start: int) -> None:
+        with server.client() as client:
+            for i in sorted(range(start, n, 4), key=lambda i: send_at[i]):
+                time.sleep(max(0.0, send_at[i] - time.monotonic()))
+                answer = reward(client, test_id, {"request_id": f"d-{i}", "reward": 1})
+                with lock:
+                    counted.extend([i] * answer["processed_updates"])
+                    refused.extend([i] * answer["failed_updates"])
+
+    threads = [threading.Thread(target=send, args=(s,)) for s in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counted and refused, "the rewards did not straddle the windows' close"
+    assert len(counted) + len(refused) == n and not set(counted) & set(refused)
+    closed = wait_for(lambda: (d := details(api, test_id))["decisions_awaiting_reward"] == 0 and d)
+    by_variant = closed["performance_summary"].values()
+    assert closed["total_updates"] == n
+    assert sum(v["default_rewards"] for v in by_variant) == n - len(counted)
+    assert sum(v["reward_sum"] for v in by_variant) == len(counted)
 
 
 def test_over_http_without_a_window_nothing_changes(api, make_test):

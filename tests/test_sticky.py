@@ -154,3 +154,14 @@ def test_the_units_of_a_test_are_bounded(in_process, settings):
     decide(test, "no-unit")  # a decision without a unit assigns nobody
     assert in_process.zcard(keys.units(test_id)) == 5
     assert selectors.details(test_id)["total_predictions"] == 9
+
+
+def test_a_ranking_puts_a_units_variant_first(api, make_test):
+    test_id = make_test(variants=THREE, **STICKY)["cb_model_id"]
+    held = fetch(api, test_id, unit_id="v")["variant_id"]
+    for _ in range(5):
+        response = api.post(
+            "/api/fetch_ranked_variants", json={"cb_model_id": test_id, "unit_id": "v"}
+        )
+        ranking = [entry["variant_id"] for entry in response.json()["variants"]]
+        assert ranking[0] == held and sorted(ranking) == [0, 1, 2]

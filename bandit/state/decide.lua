@@ -10,29 +10,47 @@
 -- the unit is assigned anew. A rollout still wins, and assigns nobody; a variant assigned but
 -- not eligible for this decision is not served, and the unit keeps its assignment. The units
 -- assigned are bounded per Test: past the bound, the assignment that expires first goes.
+-- A ranked decision (fetch_ranked_variants) stores its ranking instead of one variant:
+-- "~<ids, best first>;<ids rewarded>|..."; the variant counted as decided is its first, which
+-- a sticky assignment or a rollout puts there. It waits for no reward window.
 -- KEYS: meta, stats, vocab, feature analysis, the stored context, the prediction trail bucket,
 --       learn (read only: its reward count tells the worker whether its snapshot is behind),
 --       the decisions waiting for their reward, the unit's assignment, the units assigned.
 -- ARGV: the version of the Test's variants the worker chose among (see below), the unit id
 --       ('' for none), the eligible variants (",0,2,", '' for all), the most units assigned,
---       variant, decision kind, now, context TTL, trail TTL, max features, the number of
+--       the ranking ("2,0,1", '' for a decision of one variant), variant, decision kind, now, context TTL, trail TTL, max features, the number of
 --       context keys, the context keys, then (feature name, value) pairs.
--- Answers {variant, rolled out?, replayed?, features ignored, rewards counted}, {-1, ...}
+-- Answers {variant, rolled out?, replayed?, features ignored, rewards counted, ranking or
+-- false}, {-1, ...}
 -- for a missing Test, or {-3, ...}, having written nothing, when the Test's variants changed
 -- since the worker read them (meta's `dv`): the worker reads them again and decides anew.
 local definition = table.remove(ARGV, 1)
 local unit = table.remove(ARGV, 1)
 local eligible = table.remove(ARGV, 1)
 local most_units = tonumber(table.remove(ARGV, 1))
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0, 0, false} end
+local ranking = table.remove(ARGV, 1)
+-- A ranking with `first` moved to its front ("2,0,1", "1" -> "1,2,0").
+local function to_front(list, first)
+  local ordered = {first}
+  for item in string.gmatch(list, '[^,]+') do
+    if item ~= first then ordered[#ordered + 1] = item end
+  end
+  return table.concat(ordered, ',')
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0, 0, false, false} end
 local meta = redis.call('HMGET', KEYS[1], 'rollout', 'rw', 'dv', 'st', 'ret')
 local rollout, window, sticky = meta[1], meta[2], meta[4]
-if (meta[3] or '0') ~= definition then return {-3, 0, 0, 0, false} end
+if (meta[3] or '0') ~= definition then return {-3, 0, 0, 0, false, false} end
 local learned = redis.call('HGET', KEYS[7], 'u')
 local stored = redis.call('GET', KEYS[5])
 if stored then
-  local v = string.sub(stored, 1, string.find(stored, '|', 1, true) - 1)
-  return {tonumber(v), (rollout == v) and 1 or 0, 1, 0, learned}
+  local head = string.sub(stored, 1, string.find(stored, '|', 1, true) - 1)
+  local ranked = false
+  if string.sub(head, 1, 1) == '~' then
+    ranked = string.sub(head, 2, string.find(head, ';', 1, true) - 1)
+    head = string.match(ranked, '^[^,]+')
+  end
+  return {tonumber(head), (rollout == head) and 1 or 0, 1, 0, learned, ranked}
 end
 local v = ARGV[1]
 local kind = ARGV[2]
@@ -60,6 +78,7 @@ if sticky and unit ~= '' then
   end
 end
 if rollout then v = rollout; kind = 'rollout' end
+if ranking ~= '' then ranking = to_front(ranking, v) end
 redis.call('HINCRBY', KEYS[2], 'n', 1)
 redis.call('HINCRBY', KEYS[2], 'p:' .. v, 1)
 redis.call('HINCRBY', KEYS[2], kind, 1)
@@ -100,7 +119,7 @@ for f = 1, #names do
 end
 local stored_keys = n_keys > 0 and cjson.encode(context_keys) or ''
 local ttl = tonumber(ARGV[4])
-if window then
+if window and ranking == '' then
   -- The request id is what the context key holds after the Test's tag and ':c:' (meta's key
   -- is the tag and ':meta').
   local request_id = string.sub(KEYS[5], #KEYS[1] - 1)
@@ -109,5 +128,6 @@ if window then
   redis.call('ZADD', KEYS[8], string.format('%.6f', closes), v .. '|' .. request_id)
   ttl = ttl + tonumber(window)
 end
-redis.call('SET', KEYS[5], v .. '|' .. table.concat(features, ',') .. '|' .. stored_keys, 'EX', ttl)
-return {tonumber(v), rollout and 1 or 0, 0, overflow, learned}
+local decided = ranking ~= '' and ('~' .. ranking .. ';') or v
+redis.call('SET', KEYS[5], decided .. '|' .. table.concat(features, ',') .. '|' .. stored_keys, 'EX', ttl)
+return {tonumber(v), rollout and 1 or 0, 0, overflow, learned, ranking ~= '' and ranking}

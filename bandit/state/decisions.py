@@ -23,6 +23,7 @@ class Decision:
     is_global_rollout: bool
     replayed: bool  # the request id already named a decision; this is that decision
     learned_version: str | None  # the Test's reward count now (see learned.learned_version)
+    ranking: list[int] | None = None  # a ranked decision's variants, best first
 
 
 @guarded
@@ -41,12 +42,14 @@ def record_decision(
     definition_version: int = 0,
     unit_id: str | None = None,
     eligible_ids: Sequence[int] | None = None,
+    ranking: Sequence[int] | None = None,
 ) -> Decision:
     """One round trip: store the decision and its context (the context's keys and features,
     which are what its reward will teach), count it, honour a rollout, and
     tell the Test's reward count, so the worker learns for free whether its snapshot is behind.
     `unit_id` names the visitor for a Test's sticky assignment, and `eligible_ids` the
-    variants this decision may serve (decide.lua).
+    variants this decision may serve (decide.lua). With a `ranking` (best first, the first
+    being `variant_id`), the decision is a ranked one and answers its ranking as stored.
 
     Raises ConfigMoved, having written nothing, when the guard finds the worker's configuration
     stale; DefinitionMoved, having written nothing, when the Test's variants changed since
@@ -70,6 +73,7 @@ def record_decision(
         unit_id or "",
         "" if eligible_ids is None else "," + ",".join(map(str, eligible_ids)) + ",",
         settings.SCOUT_MAX_STICKY_UNITS,
+        "" if ranking is None else ",".join(map(str, ranking)),
         variant_id,
         "exploit" if exploit else "explore",
         f"{now:.6f}",
@@ -81,7 +85,7 @@ def record_decision(
     ]
     for name, value in features.items():
         args += [name, repr(float(value))]
-    variant, rollout, replayed, overflow, learned = _DECIDE(script_keys, args, guard)
+    variant, rollout, replayed, overflow, learned, ranked = _DECIDE(script_keys, args, guard)
     if variant == -1:
         raise keys.TestMissing(test_id)
     if variant == -3:
@@ -89,4 +93,5 @@ def record_decision(
     if overflow:
         count(FEATURE_OVERFLOW, amount=overflow)
     version = learned.decode() if isinstance(learned, bytes) else None  # Lua false: none yet
-    return Decision(int(variant), bool(rollout), bool(replayed), version)
+    order = [int(v) for v in ranked.decode().split(",")] if isinstance(ranked, bytes) else None
+    return Decision(int(variant), bool(rollout), bool(replayed), version, order)

@@ -22,7 +22,9 @@
 -- 4 counted with its own context (the decision was gone), 5 the decision is gone and the entry
 -- carries no context, 6 the decision is gone and the entry names no variant, 7 late (the
 -- decision's reward window closed before it came), 8 the window closed and the default reward
--- counted, 9 nothing to close (the reward came first, or the window is not closed yet).
+-- counted, 9 nothing to close (the reward came first, or the window is not closed yet), 10 the
+-- decision is a ranking and the entry names no variant, 11 the variant named is not in the
+-- ranking. A ranked decision (decide.lua) counts one reward per variant of its ranking.
 -- {-3}, having written nothing: the Test's variants changed since the worker read them
 -- (meta's `dv`); the worker reads them again and resolves the entries anew.
 local definition = table.remove(ARGV, 1)
@@ -62,23 +64,32 @@ local function admit(name)
 end
 -- A stored decision: its variant, and its features ({index, value} pairs) and context keys;
 -- no features once its reward (or, third answer true, the default) was counted.
+-- A ranked decision answers its ranking as a fifth value: {ranking, rewarded, rest}.
 local function parse(stored)
   local bar = string.find(stored, '|', 1, true)
   local v, rest = string.sub(stored, 1, bar - 1), string.sub(stored, bar + 1)
+  local ranked = false
+  if string.sub(v, 1, 1) == '~' then
+    local semicolon = string.find(v, ';', 1, true)
+    ranked = {string.sub(v, 2, semicolon - 1), string.sub(v, semicolon + 1), rest}
+  end
   if rest == 'r' then return v, nil, nil, false end
   if rest == 'd' then return v, nil, nil, true end
   local features, context_keys = {}, {}
   -- A decision stored by an earlier Scout kept its context as a JSON object: its reward
   -- counts without the context's features.
-  if rest == '' or string.sub(rest, 1, 1) == '{' then return v, features, context_keys, false end
+  if rest == '' or string.sub(rest, 1, 1) == '{' then
+    return v, features, context_keys, false, ranked
+  end
   local second = string.find(rest, '|', 1, true)
   for index, value in string.gmatch(string.sub(rest, 1, second - 1), '(%d+):([^,]+)') do
     features[#features + 1] = {index, tonumber(value)}
   end
   local encoded = string.sub(rest, second + 1)
   if encoded ~= '' then context_keys = cjson.decode(encoded) end
-  return v, features, context_keys, false
+  return v, features, context_keys, false, ranked
 end
+local function listed(list, item) return string.find(',' .. list .. ',', ',' .. item .. ',', 1, true) end
 local results = {}
 local applied = 0
 local pos = 7
@@ -131,8 +142,24 @@ for entry = 1, tonumber(ARGV[6]) do
   elseif key_index > 0 then
     local key = KEYS[6 + key_index]
     local stored = redis.call('GET', key)
+    local served, stored_features, stored_keys, defaulted, ranked
     if stored then
-      local served, stored_features, stored_keys, defaulted = parse(stored)
+      served, stored_features, stored_keys, defaulted, ranked = parse(stored)
+    end
+    if ranked then
+      local ranking, rewarded, rest = ranked[1], ranked[2], ranked[3]
+      if v == '' then
+        status = 10
+      elseif not listed(ranking, v) then
+        status = 11
+      elseif listed(rewarded, v) then
+        status = 2
+      else
+        rewarded = rewarded == '' and v or (rewarded .. ',' .. v)
+        redis.call('SET', key, '~' .. ranking .. ';' .. rewarded .. '|' .. rest, 'KEEPTTL')
+        if use_stored then features, context_keys = stored_features, stored_keys end
+      end
+    elseif stored then
       if v ~= '' and v ~= served then
         status = 3
       elseif defaulted then

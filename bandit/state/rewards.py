@@ -30,6 +30,8 @@ GONE_WITHOUT_VARIANT = 6  # the decision is gone, and the entry names no variant
 LATE = 7  # the decision's reward window closed before the reward came: the default counts
 DEFAULTED = 8  # (closing a window) the decision got no reward in time: the default counted
 NOTHING_TO_CLOSE = 9  # (closing a window) its reward came first, or it is not due yet
+RANKED_WITHOUT_VARIANT = 10  # its request id names a ranked decision: the entry must name one
+NOT_RANKED = 11  # the variant it names is not in the ranking its request id names
 COUNTED = frozenset({APPLIED, APPLIED_INLINE})
 
 
