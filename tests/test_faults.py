@@ -509,3 +509,59 @@ def test_sigterm_drains_requests_and_a_restart_loses_no_acknowledged_reward(tmp_
     finally:
         server.stop()
         backends.cleanup()
+
+
+def test_waiting_decisions_survive_a_restart_of_scout_and_a_killed_redis(tmp_path):
+    """Decisions waiting for their reward window when Scout stops and its embedded Redis is
+    killed: the restarted server closes each of them once, with the default reward."""
+    backends = Backends()
+    if not backends.embedded:
+        backends.cleanup()
+        pytest.skip("REDIS_URL is set: Scout uses that Redis and starts no embedded one")
+    data = tmp_path / "data"
+    server = ScoutServer(backends, workers=2, data_dir=data).start()
+    try:
+        with server.client() as api:
+            created = api.post(
+                "/api/create_model",
+                json={
+                    "name": "Windows",
+                    "variants": {"0": "a", "1": "b"},
+                    "reward_window_seconds": 3,
+                    "default_reward": 0,
+                },
+            )
+            test_id = created.json()["cb_model_id"]
+            for i in range(30):
+                api.post(
+                    "/api/fetch_recommended_variant",
+                    json={"cb_model_id": test_id, "request_id": f"visit-{i}"},
+                )
+            updates = [{"request_id": f"visit-{i}", "reward": 1} for i in range(10)]
+            answer = api.post(f"/api/update_model/{test_id}", json={"updates": updates})
+            assert answer.json()["processed_updates"] == 10
+            pid = _redis_pid(server)
+            os.kill(pid, signal.SIGKILL)  # restarted by its supervisor from its append-only file
+            deadline = time.monotonic() + 10
+            while api.get(f"/api/model_details/{test_id}").status_code != 200:
+                assert time.monotonic() < deadline, "the embedded Redis did not come back"
+                time.sleep(0.1)
+            assert _redis_pid(server) != pid
+        server.stop(signal.SIGTERM)
+        time.sleep(3)  # the windows close while no worker runs
+        server = ScoutServer(backends, workers=2, data_dir=data).start()
+        with server.client() as api:
+            deadline = time.monotonic() + 20
+            while True:
+                details = api.get(f"/api/model_details/{test_id}").json()
+                if details["decisions_awaiting_reward"] == 0:
+                    break
+                assert time.monotonic() < deadline, details["decisions_awaiting_reward"]
+                time.sleep(0.2)
+        summary = details["performance_summary"].values()
+        assert details["total_updates"] == 30
+        assert sum(v["default_rewards"] for v in summary) == 20
+        assert sum(v["reward_sum"] for v in summary) == 10
+    finally:
+        server.stop()
+        backends.cleanup()
