@@ -1,5 +1,5 @@
 """The Tests pages of the operator's console: the list, the create form, deletion, and each
-Test's dashboard with its rollout buttons.
+Test's dashboard with its actions (rollout, variants added and retired, the reward window).
 
 Every change goes through `bandit.services` with the logged-in user as the audit actor, the
 same rules the REST API follows; the create form checks its values with the API's own
@@ -42,6 +42,10 @@ from bandit.models import Test
 from core.errors import Conflict, ServiceError
 
 REDIS_DOWN = "Redis is unavailable right now; nothing was changed. Try again shortly."
+CHANGED_ON_THE_DASHBOARD = (
+    "A Test changes through its dashboard's actions (variants, reward window, rollout), "
+    "each through the services, not through the admin's change form."
+)
 
 
 class TestCreateForm(forms.ModelForm):
@@ -369,7 +373,7 @@ class TestAdmin(ModelAdmin):
         """Create through the service (database row, Redis state and audit together); the
         admin then goes on with the created Test."""
         if change:
-            raise PermissionDenied("A Test's definition cannot change once created.")
+            raise PermissionDenied(CHANGED_ON_THE_DASHBOARD)
         test = services.create_test(
             name=form.cleaned_data["name"],
             variants=form.cleaned_data["variant_labels"],
@@ -474,9 +478,9 @@ class TestAdmin(ModelAdmin):
         return {"test": test, "dashboard": data, "dashboard_error": error}
 
     def change_view(self, request: HttpRequest, object_id: str, form_url="", extra_context=None):
-        """A Test's page is its dashboard: definitions never change once created."""
+        """A Test's page is its dashboard, whose own actions change it."""
         if request.method != "GET":
-            raise PermissionDenied("A Test's definition cannot change once created.")
+            raise PermissionDenied(CHANGED_ON_THE_DASHBOARD)
         test = self._test_or_404(request, object_id)
         context = {
             **self.admin_site.each_context(request),
