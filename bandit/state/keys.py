@@ -31,6 +31,9 @@ T the tag):
 - `P:T:c:<request>` string `<variant>|<index>:<value>,...|<context keys as JSON>` (the
                     decision's features by vocabulary index) for the context TTL, or
                     `<variant>|r` once its reward was counted (a later reward is a duplicate).
+                    A ranked decision (fetch_ranked_variants) starts with
+                    `~<variants, best first>;<variants rewarded>` instead of `<variant>`, and
+                    keeps its features: each variant of the ranking counts one reward.
 - `P:T:due`         sorted set of the decisions that wait for their reward (a Test with a
                     reward window, bandit.windows): member `<variant>|<request>`, score the
                     time its window closes. A decision leaves it when its reward or the
