@@ -21,7 +21,7 @@ from api import serializers as shapes
 from api.negotiation import JsonOnly
 from api.serializers import READ_ERRORS, WRITE_ERRORS, errors
 from api.validation import validated
-from bandit import selectors, services
+from bandit import changes, selectors, services
 from core.errors import InvalidInput
 from system import config
 
@@ -319,7 +319,7 @@ class RolloutView(ApiView):
     )
     def post(self, request: Request, cb_model_id: str) -> Response:
         body = validated(shapes.RolloutRequest, body_object(request))
-        test, variant_id = services.rollout(cb_model_id, body["variant"], self.actor(request))
+        test, variant_id = changes.rollout(cb_model_id, body["variant"], self.actor(request))
         return Response(
             {
                 "message": (
@@ -348,7 +348,7 @@ class AddVariantsView(ApiView):
     )
     def post(self, request: Request, cb_model_id: str) -> Response:
         body = validated(shapes.AddVariantsRequest, body_object(request))
-        test, added = services.add_variants(
+        test, added = changes.add_variants(
             cb_model_id,
             body["variants"],
             maximum=settings.SCOUT_MAX_VARIANTS,
@@ -379,9 +379,7 @@ class RetireVariantView(ApiView):
     )
     def post(self, request: Request, cb_model_id: str) -> Response:
         body = validated(shapes.RetireVariantRequest, body_object(request))
-        test, variant_id = services.retire_variant(
-            cb_model_id, body["variant"], self.actor(request)
-        )
+        test, variant_id = changes.retire_variant(cb_model_id, body["variant"], self.actor(request))
         return Response(
             {
                 "message": f"Variant {variant_id} of Test {test.id} is retired.",
@@ -401,7 +399,7 @@ class ClearRolloutView(ApiView):
         responses={200: shapes.ClearRolloutResponse, **errors(404, *WRITE_ERRORS)},
     )
     def post(self, request: Request, cb_model_id: str) -> Response:
-        test = services.clear_rollout(cb_model_id, self.actor(request))
+        test = changes.clear_rollout(cb_model_id, self.actor(request))
         return Response(
             {
                 "message": f"Global variant rollout cleared for Test {test.id}.",

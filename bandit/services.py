@@ -1,4 +1,5 @@
-"""Use cases of the Test domain: create, delete, decide, count rewards, roll out.
+"""Use cases of the Test domain: create, delete, decide, count rewards (an operator's changes
+to a running Test are in bandit.changes).
 
 Views and the console call these with values their serializers checked (api.serializers);
 services never parse HTTP. Each rule lives here once, so the REST API and the console behave
@@ -14,20 +15,18 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import numpy as np
 from django.db import transaction
-from django.utils import timezone
 from redis.exceptions import RedisError
 
-from bandit import checkpoints, metrics, policy, snapshots, windows
+from bandit import checkpoints, metrics, policy, snapshots
 from bandit.defaults import TestSettings
 from bandit.models import Test
 from bandit.policy import ContextValue
 from bandit.state import decisions, durable, keys, lifecycle, rewards
-from core.errors import Conflict, InvalidInput, NotFound, Unavailable
+from core.errors import InvalidInput, NotFound, Unavailable
 from core.observability.metrics import count, observe
 from system import audit, config
 
@@ -607,176 +606,10 @@ def _report(
         report.errors.append({"index": index, "reason": "variant_id is required."})
 
 
-# --- Variants in service -------------------------------------------------------------------
-
-# A Test keeps at least this many variants in service: with one, it has nothing to choose.
-MINIMUM_IN_SERVICE = 2
-
-
-def _variant_of(test: Test, variant: Label) -> int:
+def variant_of(test: Test, variant: Label) -> int:
     """The id of a variant of `test` named by id or label (400 for any other)."""
     labels = {int(key): label for key, label in test.variants.items()}
     try:
         return _resolve_variant(variant, labels, name="variant", by_label=True)
     except _EntryError as exc:
         raise InvalidInput(str(exc)) from None
-
-
-def _changing_variants(test_id: str) -> Test:
-    """The Test, locked for a change of its variants until the transaction ends."""
-    test = Test.objects.select_for_update().filter(pk=parse_test_id(test_id)).first()
-    if test is None:
-        raise NotFound(f"Test {test_id} not found.")
-    return test
-
-
-def _publish_variants(test: Test) -> None:
-    """Count a change of the variants in service; every worker sees it from its next request
-    (inside the caller's transaction: if Redis is down, nothing changes)."""
-    test.definition_version += 1
-    test.save(update_fields=["variants", "retired_variants", "definition_version"])
-    lifecycle.set_definition_version(str(test.id), test.definition_version, test.retired_variants)
-
-
-def add_variants(
-    test_id: str,
-    variants: Mapping[int, Label],
-    *,
-    maximum: int,
-    actor: audit.Actor | None = None,
-) -> tuple[Test, list[int]]:
-    """Add variants to a running Test: what it learned about the others is kept, and the new
-    ones are chosen among from the next decision on, on every worker. An id is never reused
-    (a retired variant keeps its id), and labels stay unique among all the Test's variants.
-    `maximum` is the most variants a Test may have, retired ones included."""
-    with transaction.atomic():
-        test = _changing_variants(test_id)
-        labels = {str(label): int(key) for key, label in test.variants.items()}
-        for variant_id, label in sorted(variants.items()):
-            if str(variant_id) in test.variants:
-                state = "retired" if variant_id in test.retired_variants else "in service"
-                raise Conflict(
-                    f"Variant id {variant_id} is taken (by a variant {state}); ids are never "
-                    "reused."
-                )
-            if str(label) in labels:
-                raise Conflict(
-                    f"The label {label!r} is used by variant {labels[str(label)]}; labels must "
-                    "be unique."
-                )
-        if len(test.variants) + len(variants) > maximum:
-            raise InvalidInput(
-                f"A Test has at most {maximum} variants, retired ones included; this one has "
-                f"{len(test.variants)}."
-            )
-        test.variants = {**test.variants, **{str(k): v for k, v in sorted(variants.items())}}
-        _publish_variants(test)
-        added = sorted(variants)
-        audit.record(actor, "variants_added", str(test.id), variants=dict(variants))
-    snapshots.forget(str(test.id))
-    logger.info("Variants added", extra={"test_id": str(test.id), "variants": added})
-    return test, added
-
-
-def retire_variant(
-    test_id: str, variant: Label, actor: audit.Actor | None = None
-) -> tuple[Test, int]:
-    """Stop serving a variant (by id or label) from the next decision on, on every worker.
-    Its figures stay, rewards for decisions made before still count, and its id is not
-    reused."""
-    with transaction.atomic():
-        test = _changing_variants(test_id)
-        variant_id = _variant_of(test, variant)
-        if variant_id in test.retired_variants:
-            raise InvalidInput(f"Variant {variant_id} is retired already.")
-        if len(test.variants_in_service()) <= MINIMUM_IN_SERVICE:
-            raise InvalidInput(
-                f"A Test keeps at least {MINIMUM_IN_SERVICE} variants in service; add one "
-                "before retiring another."
-            )
-        if test.global_variant_rollout == variant_id:
-            raise InvalidInput(
-                f"Variant {variant_id} is rolled out to everyone; clear the rollout before "
-                "retiring it."
-            )
-        test.retired_variants = sorted([*test.retired_variants, variant_id])
-        _publish_variants(test)
-        audit.record(actor, "variant_retired", str(test.id), variant_id=variant_id)
-    snapshots.forget(str(test.id))
-    logger.info("Variant retired", extra={"test_id": str(test.id), "variant_id": variant_id})
-    return test, variant_id
-
-
-# --- Reward windows -------------------------------------------------------------------------
-
-
-def set_reward_window(
-    test_id: str,
-    *,
-    seconds: int | None,
-    default_reward: float,
-    actor: audit.Actor | None = None,
-) -> Test:
-    """From the next decision on, on every worker, decisions wait `seconds` for their reward
-    (None: for ever, as the contract has it), and one that gets none in time counts
-    `default_reward` (bandit.windows). Decisions made before keep the window they were made
-    with: turning the window off still closes theirs."""
-    test = get_test(test_id)
-    previous = test.reward_window_seconds
-    with transaction.atomic():
-        if previous is not None and seconds is None:
-            test.reward_windows_close_by = timezone.now() + timedelta(
-                seconds=previous + windows.CLOSE_BY_MARGIN_SECONDS
-            )
-        test.reward_window_seconds = seconds
-        test.default_reward = default_reward
-        test.save(
-            update_fields=["reward_window_seconds", "default_reward", "reward_windows_close_by"]
-        )
-        audit.record(
-            actor,
-            "reward_window_set",
-            str(test.id),
-            reward_window_seconds=seconds,
-            default_reward=default_reward,
-        )
-        lifecycle.set_reward_window(str(test.id), seconds, default_reward)
-    logger.info(
-        "Reward window set",
-        extra={
-            "test_id": str(test.id),
-            "reward_window_seconds": seconds,
-            "default_reward": default_reward,
-        },
-    )
-    return test
-
-
-# --- Rollouts -------------------------------------------------------------------------------
-
-
-def rollout(test_id: str, variant: Label, actor: audit.Actor | None = None) -> tuple[Test, int]:
-    """Serve one variant (by id or label) to everyone, from the next request on, on every
-    worker."""
-    test = get_test(test_id)
-    variant_id = _variant_of(test, variant)
-    if variant_id in test.retired_variants:
-        raise InvalidInput(f"Variant {variant_id} is retired: it cannot be rolled out.")
-    with transaction.atomic():
-        test.global_variant_rollout = variant_id
-        test.save(update_fields=["global_variant_rollout"])
-        audit.record(actor, "rollout", str(test.id), variant_id=variant_id)
-        lifecycle.set_rollout(str(test.id), variant_id)
-    logger.info("Global rollout set", extra={"test_id": str(test.id), "variant_id": variant_id})
-    return test, variant_id
-
-
-def clear_rollout(test_id: str, actor: audit.Actor | None = None) -> Test:
-    test = get_test(test_id)
-    with transaction.atomic():
-        test.global_variant_rollout = None
-        test.save(update_fields=["global_variant_rollout"])
-        audit.record(actor, "rollout_cleared", str(test.id))
-        lifecycle.set_rollout(str(test.id), None)
-    logger.info("Global rollout cleared", extra={"test_id": str(test.id)})
-    return test

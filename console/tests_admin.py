@@ -37,7 +37,7 @@ from unfold.widgets import (
 from api import serializers as shapes
 from api.access import actor_of
 from api.validation import first_message, validated
-from bandit import dashboard, defaults, policy, services
+from bandit import changes, dashboard, defaults, policy, services
 from bandit.models import Test
 from core.errors import Conflict, ServiceError
 
@@ -512,7 +512,7 @@ class TestAdmin(ModelAdmin):
             request,
             object_id,
             variant_id,
-            services.rollout,
+            changes.rollout,
             done="“{label}” is now served to every visitor.",
             title="Roll out “{label}” to everyone?",
             text=(
@@ -529,7 +529,7 @@ class TestAdmin(ModelAdmin):
             request,
             object_id,
             variant_id,
-            services.retire_variant,
+            changes.retire_variant,
             done="“{label}” is retired.",
             title="Retire “{label}”?",
             text=(
@@ -579,7 +579,7 @@ class TestAdmin(ModelAdmin):
             raise PermissionDenied
         if request.method == "POST":
             try:
-                services.clear_rollout(str(test.pk), actor_of(request))
+                changes.clear_rollout(str(test.pk), actor_of(request))
             except (ServiceError, RedisError) as exc:
                 messages.error(request, _reason(exc))
             else:
@@ -601,7 +601,7 @@ class TestAdmin(ModelAdmin):
         form = AddVariantsForm(request.POST or None, first_id=max(test.variant_ids()) + 1)
         if request.method == "POST" and form.is_valid():
             try:
-                _, added = services.add_variants(
+                _, added = changes.add_variants(
                     str(test.pk),
                     form.cleaned_data["variant_labels"],
                     maximum=settings.SCOUT_MAX_VARIANTS,
@@ -642,7 +642,7 @@ class TestAdmin(ModelAdmin):
         if request.method == "POST" and form.is_valid():
             seconds = form.cleaned_data["reward_window_seconds"]
             try:
-                services.set_reward_window(
+                changes.set_reward_window(
                     str(test.pk),
                     seconds=seconds,
                     default_reward=form.cleaned_data["default_reward"],

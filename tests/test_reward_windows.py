@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from bandit import selectors, services, windows
+from bandit import changes, selectors, windows
 from bandit.models import Test
 from bandit.state import keys, lifecycle, rewards
 from system.models import AuditEntry
@@ -105,14 +105,12 @@ def test_a_decision_whose_context_expired_still_counts_the_default(in_process):
 def test_changing_the_window_holds_from_the_next_decision_and_off_still_closes_what_waits():
     test = create()
     decide(test, "before")  # made with no window: never defaulted
-    changed = services.set_reward_window(
-        str(test.id), seconds=1, default_reward=0.5, actor=OPERATOR
-    )
+    changed = changes.set_reward_window(str(test.id), seconds=1, default_reward=0.5, actor=OPERATOR)
     assert changed.reward_window_seconds == 1
     entry_row = AuditEntry.objects.filter(action="reward_window_set").latest("at")
     assert entry_row.details == {"reward_window_seconds": 1, "default_reward": 0.5}
     decide(test, "while-on")
-    services.set_reward_window(str(test.id), seconds=None, default_reward=0.5, actor=OPERATOR)
+    changes.set_reward_window(str(test.id), seconds=None, default_reward=0.5, actor=OPERATOR)
     decide(test, "after-off")
     assert selectors.details(str(test.id))["decisions_awaiting_reward"] == 1
     time.sleep(1.1)

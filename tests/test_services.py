@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bandit import checkpoints, defaults, selectors, services, snapshots
+from bandit import changes, checkpoints, defaults, selectors, services, snapshots
 from bandit.models import Test
 from bandit.services import EntryRefused, RewardInput
 from bandit.state import keys, rewards
@@ -126,14 +126,14 @@ def test_each_entry_of_a_batch_succeeds_or_fails_on_its_own(in_process):
 
 def test_a_rollout_serves_one_variant_and_clearing_it_returns_to_sampling(in_process):
     test = create()
-    rolled, variant_id = services.rollout(str(test.id), "Green", OPERATOR)
+    rolled, variant_id = changes.rollout(str(test.id), "Green", OPERATOR)
     assert variant_id == 1 and rolled.global_variant_rollout == 1
     for n in range(5):
         chosen = decide(test, f"visit-{n}")
         assert (chosen.variant_id, chosen.is_global_rollout) == (1, True)
     with pytest.raises(InvalidInput, match="not a variant"):
-        services.rollout(str(test.id), "Purple", OPERATOR)
-    services.clear_rollout(str(test.id), OPERATOR)
+        changes.rollout(str(test.id), "Purple", OPERATOR)
+    changes.clear_rollout(str(test.id), OPERATOR)
     assert not decide(test, "visit-after").is_global_rollout
     actions = list(AuditEntry.objects.filter(target=str(test.id)).values_list("action", flat=True))
     assert sorted(actions) == ["rollout", "rollout_cleared", "test_created"]

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bandit import defaults, selectors, services, snapshots
+from bandit import changes, defaults, selectors, snapshots
 from bandit.models import Test
 from system.models import AuditEntry
 from tests.conftest import details, fetch, reward
@@ -165,7 +165,7 @@ def test_a_worker_with_a_stale_copy_of_the_variants_reads_them_again():
     test = create(variants={0: "A", 1: "B", 2: "C"}, test_settings=UNIFORM_SETTINGS)
     decide(test, "warm")
     stale = snapshots._snapshots[str(test.id)]
-    services.retire_variant(str(test.id), 2, actor=OPERATOR)
+    changes.retire_variant(str(test.id), 2, actor=OPERATOR)
     for _ in range(30):
         snapshots._snapshots[str(test.id)] = stale  # as another worker's copy would be
         assert decide(test, None).variant_id != 2
@@ -179,8 +179,8 @@ def test_a_worker_with_a_stale_copy_of_the_variants_reads_them_again():
 @pytest.mark.usefixtures("in_process")
 def test_changes_of_the_variants_are_audited():
     test = create()
-    services.add_variants(str(test.id), {5: "Purple"}, maximum=1000, actor=OPERATOR)
-    services.retire_variant(str(test.id), "Blue", actor=OPERATOR)
+    changes.add_variants(str(test.id), {5: "Purple"}, maximum=1000, actor=OPERATOR)
+    changes.retire_variant(str(test.id), "Blue", actor=OPERATOR)
     entries = {e.action: e for e in AuditEntry.objects.filter(target=str(test.id))}
     assert entries["variants_added"].details == {"variants": {"5": "Purple"}}
     assert entries["variant_retired"].details == {"variant_id": 0}
