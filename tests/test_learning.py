@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import collections
+import itertools
 import random
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 import httpx
@@ -188,8 +190,15 @@ def test_concurrent_writers_forget_exactly_what_changed(api, make_test, server):
                 for variant, (updates, reward_sum) in future.result().items():
                     expected[variant][0] += updates
                     expected[variant][1] += reward_sum
-    fetch(api, test_id, request_id="change-last")  # a snapshot built on every reward
-    summary = details(api, test_id)["performance_summary"]
+    # A worker looks for changes when it rebuilds its snapshot, which it does at most as often
+    # as rebuilding stays cheap: decide until one has been rebuilt on the latest rewards.
+    deadline = time.monotonic() + 15
+    for n in itertools.count():
+        fetch(api, test_id, request_id=f"change-last-{n}")
+        summary = details(api, test_id)["performance_summary"]
+        if summary["0"]["changes_detected"] >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     for variant, (updates, reward_sum) in expected.items():
         assert summary[str(variant)]["updates"] == updates
         assert summary[str(variant)]["reward_sum"] == reward_sum
