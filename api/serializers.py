@@ -15,6 +15,7 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
+from api.evaluation_serializers import Evaluation, HoldoutField, HoldoutShareField, PropensityField
 from api.test_fields import (
     MAX_ABS_NUMBER,
     ContextField,
@@ -210,6 +211,8 @@ class CreateTestRequest(TestSettingsFields):
         ),
     )
 
+    holdout_share = HoldoutShareField()
+
     # Numbers of variants for which the schema states the minimum share's bound exactly;
     # between two of them it states the bound of the larger (a schema cannot divide).
     SHARE_TIERS = (2, 3, 4, 5, 6, 8, 10, 20, 50, 100)
@@ -327,6 +330,9 @@ class TestDetails(TestSummary):
     )
     sticky_assignment = serializers.BooleanField()
     sticky_seconds = serializers.IntegerField()
+    holdout_share = serializers.FloatField(
+        help_text="The share of decisions chosen uniformly at random, as a plain split."
+    )
     reward_window_seconds = serializers.IntegerField(
         allow_null=True,
         help_text="How long a decision waits for its reward (null: for ever).",
@@ -344,6 +350,7 @@ class TestDetails(TestSummary):
         help_text="Per feature value: each variant's traffic share and mean reward."
     )
     exploitation_exploration_ratio = serializers.DictField()
+    evaluation = Evaluation()
 
 
 class FetchRequest(serializers.Serializer):
@@ -379,6 +386,8 @@ class FetchResponse(serializers.Serializer):
     recommended_variant = LabelField(help_text="The label, for clients of the original Scout.")
     request_id = serializers.CharField()
     is_global_rollout = serializers.BooleanField()
+    propensity = PropensityField()
+    holdout = HoldoutField()
     degraded = serializers.BooleanField(
         required=False, help_text="Present and true when Redis was unavailable."
     )
@@ -398,6 +407,8 @@ class FetchRankedResponse(serializers.Serializer):
     )
     request_id = serializers.CharField()
     is_global_rollout = serializers.BooleanField()
+    propensity = PropensityField()
+    holdout = HoldoutField()
     degraded = serializers.BooleanField(
         required=False, help_text="Present and true when Redis was unavailable."
     )

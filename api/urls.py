@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from api import views
+from api import evaluation_views, views
 from api.docs_views import RedocView, SchemaView, SwaggerView
 from api.system_views import TokenCheckView
 
@@ -36,6 +36,14 @@ urlpatterns = [
     ),
     re_path(rf"^add_variants/{ID}/?$", views.AddVariantsView.as_view(), name="add_variants"),
     re_path(rf"^retire_variant/{ID}/?$", views.RetireVariantView.as_view(), name="retire_variant"),
+    re_path(
+        rf"^decision_log/{ID}/?$", evaluation_views.DecisionLogView.as_view(), name="decision_log"
+    ),
+    re_path(
+        rf"^set_holdout_share/{ID}/?$",
+        evaluation_views.HoldoutShareView.as_view(),
+        name="set_holdout_share",
+    ),
     re_path(
         rf"^clear_global_variant/{ID}/?$",
         views.ClearRolloutView.as_view(),

@@ -116,6 +116,7 @@ class CreateTestView(ApiView):
             minimum_variant_share=body["minimum_variant_share"],
             sticky_assignment=body["sticky_assignment"],
             sticky_seconds=body["sticky_seconds"],
+            holdout_share=body["holdout_share"],
             actor=self.actor(request),
         )
         return Response(
@@ -199,6 +200,8 @@ class FetchRecommendedVariantView(HotPathView):
             "recommended_variant": recommendation.variant_label,
             "request_id": recommendation.request_id,
             "is_global_rollout": recommendation.is_global_rollout,
+            "propensity": recommendation.propensity,
+            "holdout": recommendation.holdout,
         }
         return {**body, **_degraded_fields(recommendation)}
 
@@ -258,6 +261,8 @@ class FetchRankedVariantsView(HotPathView):
             ],
             "request_id": recommendation.request_id,
             "is_global_rollout": recommendation.is_global_rollout,
+            "propensity": recommendation.propensity,
+            "holdout": recommendation.holdout,
         }
         return {**body, **_degraded_fields(recommendation)}
 

@@ -1,5 +1,5 @@
-"""An operator's changes to a running Test: its variants in service, its reward window and a
-global rollout.
+"""An operator's changes to a running Test: its variants in service, its holdout, its reward
+window and a global rollout.
 
 Each change is written to the database and mirrored into Redis in one transaction (if Redis is
 down, nothing changes), is audited, and holds on every worker from its next request: the
@@ -118,6 +118,28 @@ def retire_variant(
 
 
 # --- Reward windows -------------------------------------------------------------------------
+
+
+def set_holdout_share(test_id: str, share: float, actor: audit.Actor | None = None) -> Test:
+    """From the next decision on, on every worker, `share` of the Test's decisions are the
+    holdout's (chosen uniformly at random). Counted as a change of the Test's definition,
+    which every worker's next decision checks (bandit.state.lifecycle)."""
+    with transaction.atomic():
+        test = _changing_variants(test_id)
+        previous = test.holdout_share
+        test.holdout_share = share
+        test.definition_version += 1
+        test.save(update_fields=["holdout_share", "definition_version"])
+        audit.record(actor, "holdout_share_set", str(test.id), holdout_share=share)
+        lifecycle.set_definition_version(
+            str(test.id), test.definition_version, test.retired_variants
+        )
+    snapshots.forget(str(test.id))
+    logger.info(
+        "Holdout share set",
+        extra={"test_id": str(test.id), "holdout_share": share, "previous": previous},
+    )
+    return test
 
 
 def set_reward_window(

@@ -17,6 +17,8 @@ TRAIL_WINDOW_MINUTES = (1, 10_080)
 TRAIL_GRANULARITY_SECONDS = (1, 86_400)
 MINIMUM_UPDATE_REQUESTS = (0, 1_000_000)
 MAX_TRAIL_BUCKETS = 10_080  # a week at one minute
+# A Test's holdout: the share of its decisions chosen uniformly at random.
+HOLDOUT_SHARE = (0.0, 0.5)
 # Granularities from which the API's schema states the bucket limit as ranges (api.serializers).
 TRAIL_GRANULARITY_TIERS_SECONDS = (1, 10, 60)
 

@@ -52,6 +52,9 @@ class Test(models.Model):
     reward_windows_close_by = models.DateTimeField(null=True, blank=True)
     # The variant id every visitor gets while a global rollout is in force.
     global_variant_rollout = models.PositiveIntegerField(null=True, blank=True)
+    # This share of decisions is chosen uniformly at random (`holdout: true`): the plain split
+    # that the bandit's decisions are measured against (bandit.decision_log).
+    holdout_share = models.FloatField(default=0.0)
 
     class Meta:
         ordering = ["-created_at"]
@@ -90,3 +93,42 @@ class Checkpoint(models.Model):
 
     def __str__(self) -> str:
         return f"Checkpoint of {self.test_id} at {self.taken_at:%Y-%m-%d %H:%M:%S}"
+
+
+class LoggedDecision(models.Model):
+    """One decision and the reward it earned, kept for SCOUT_DECISION_LOG_DAYS so that what
+    the bandit did can be measured and replayed (bandit.decision_log). Written in batches off
+    the request path from a stream in Redis."""
+
+    test = models.ForeignKey(Test, on_delete=models.CASCADE, related_name="logged_decisions")
+    # The id of its entry in the Test's stream in Redis: writing a batch twice is harmless.
+    entry = models.CharField(max_length=40)
+    decided_at = models.DateTimeField()
+    request_id = models.CharField(max_length=200)
+    variant_id = models.PositiveIntegerField()
+    # The probability with which the variant was chosen, given the context, at that moment.
+    propensity = models.FloatField()
+    holdout = models.BooleanField(default=False)
+    is_global_rollout = models.BooleanField(default=False)
+    context = models.JSONField(default=dict)
+    # The Test's learning settings when it decided (sampling, prior, forgetting, shares).
+    learning = models.JSONField(default=dict)
+    # A ranked decision's variants, best first (its first is `variant_id`).
+    ranking = models.JSONField(null=True, blank=True)
+    reward = models.FloatField(null=True, blank=True)
+    rewarded_at = models.DateTimeField(null=True, blank=True)
+    # The reward is the Test's default: its reward window closed without one.
+    reward_defaulted = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["test", "entry"], name="logged_decision_entry")
+        ]
+        indexes = [
+            models.Index(fields=["test", "decided_at"], name="logged_decision_time"),
+            models.Index(fields=["test", "request_id"], name="logged_decision_request"),
+            models.Index(fields=["decided_at"], name="logged_decision_retention"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Decision {self.request_id} of {self.test_id}"

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 
+from bandit import decision_log
 from bandit.models import Test
 from bandit.services import get_test, restore_lost
 from bandit.state import reads
@@ -47,6 +48,16 @@ def list_tests() -> list[dict[str, Any]]:
 
 def _ratio(part: float, whole: float) -> float:
     return round(part / whole, 6) if whole else 0.0
+
+
+def evaluation(test: Test) -> dict[str, Any]:
+    """What the decision log says of the Test: the holdout against the bandit."""
+    logged = decision_log.logged_count(test)
+    return {
+        "holdout": decision_log.holdout(test),
+        "logged_decisions": logged["decisions"],
+        "logged_rewards": logged["rewarded"],
+    }
 
 
 def details(test_id: str) -> dict[str, Any]:
@@ -101,6 +112,7 @@ def details(test_id: str) -> dict[str, Any]:
         "minimum_variant_share": test.minimum_variant_share,
         "sticky_assignment": test.sticky_assignment,
         "sticky_seconds": test.sticky_seconds,
+        "holdout_share": test.holdout_share,
         "reward_window_seconds": test.reward_window_seconds,
         "default_reward": test.default_reward,
         "decisions_awaiting_reward": counters.waiting,
@@ -129,6 +141,7 @@ def details(test_id: str) -> dict[str, Any]:
         ],
         "context_feature_analysis": _feature_analysis(key, test, counters),
         "exploitation_exploration_ratio": _exploitation(counters),
+        "evaluation": evaluation(test),
     }
 
 

@@ -60,6 +60,7 @@ def create_test(
     minimum_variant_share: float = 0.0,
     sticky_assignment: bool = False,
     sticky_seconds: int = 86_400,
+    holdout_share: float = 0.0,
     actor: audit.Actor | None = None,
 ) -> Test:
     """Create a Test in the database and mark it in Redis. Either both happen or neither."""
@@ -80,6 +81,7 @@ def create_test(
             minimum_variant_share=minimum_variant_share,
             sticky_assignment=sticky_assignment,
             sticky_seconds=sticky_seconds,
+            holdout_share=holdout_share,
         )
         audit.record(actor, "test_created", str(test.id), name=test.name)
         # Inside the transaction: if Redis is down, the Test is not created at all.
@@ -141,6 +143,11 @@ class Recommendation:
     variant_label: str | int
     request_id: str
     is_global_rollout: bool
+    # The probability with which the variant was chosen, given the context, at that moment
+    # (policy.choice_probabilities): 1/k among k while uniform, 1.0 for a rollout.
+    propensity: float
+    # Chosen uniformly at random, as the Test's holdout (its `holdout_share`).
+    holdout: bool = False
     # Redis could not be reached: chosen from the worker's snapshot and not stored.
     degraded: bool = False
     # A ranked decision's variants (id, label), best first.
@@ -250,12 +257,15 @@ def _recommend(
     definition = snapshot.definition
     among = _eligible(definition, eligible, fresh) if eligible is not None else None
     features = policy.encode_context(clean_context)
+    x = policy.feature_vector(features, snapshot.stats.feature_index)
+    rng = _rng()
+    holdout = definition.holdout_share > 0 and rng.random() < definition.holdout_share
     rule = policy.rank if ranked else policy.choose
     choice = rule(
         snapshot.posterior,
-        policy.feature_vector(features, snapshot.stats.feature_index),
-        _rng(),
-        uniform=snapshot.stats.total_updates < definition.minimum_update_requests,
+        x,
+        rng,
+        uniform=holdout or snapshot.uniform,
         variants=len(definition.variant_ids),
         sampling=definition.sampling,
         among=among,
@@ -263,11 +273,19 @@ def _recommend(
     )
     order = choice.order if isinstance(choice, policy.Ranking) else [choice.index]
     ranking = [definition.variant_ids[i] for i in order]
+    if holdout:
+        propensity = 1.0 / (len(definition.variant_ids) if among is None else len(among))
+    else:
+        propensity = float(snapshots.choice_probabilities(snapshot, x, among, rng)[order[0]])
     arguments: dict[str, Any] = {  # keyword arguments of record_decision, of several types
         "variant_id": ranking[0],
         "ranking": ranking if ranked else None,
         "exploit": choice.exploit,
+        "propensity": propensity,
+        "holdout": holdout,
         "request_id": clean_request_id,
+        "context": clean_context,
+        "learning": definition.learning,
         "context_keys": sorted(clean_context),
         "features": features,
         "guard": config.guard(settings_in_force),
@@ -285,8 +303,11 @@ def _recommend(
             _restore_missing(definition.id)
             decision = decisions.record_decision(definition.id, **arguments)
     except RedisError:
-        return _degraded(snapshot, ranking, clean_request_id, ranked)
+        return _degraded(snapshot, ranking, clean_request_id, ranked, propensity, holdout)
     snapshots.note(definition.id, decision.learned_version)
+    chosen_with = decision.propensity
+    if chosen_with is None:  # a decision stored before propensities were, replayed
+        chosen_with = _probability_now(snapshot, x, among, rng, decision.variant_id)
     if not decision.replayed:  # a replay answers a decision already counted
         variant = definition.metric_labels.get(decision.variant_id, metrics.OTHER_VARIANTS)
         count(metrics.MODEL_PREDICTIONS, definition.id, variant)
@@ -298,6 +319,8 @@ def _recommend(
             "request_id": clean_request_id,
             "variant_id": decision.variant_id,
             "is_global_rollout": decision.is_global_rollout,
+            "propensity": chosen_with,
+            "holdout": decision.holdout,
         },
     )
     return Recommendation(
@@ -306,11 +329,29 @@ def _recommend(
         variant_label=definition.labels[decision.variant_id],
         request_id=clean_request_id,
         is_global_rollout=decision.is_global_rollout,
+        propensity=chosen_with,
+        holdout=decision.holdout,
         # A replayed decision of one variant is a ranking of one.
         ranking=_labelled(definition, decision.ranking or [decision.variant_id])
         if ranked
         else None,
     )
+
+
+def _probability_now(
+    snapshot: snapshots.Snapshot,
+    x: dict[int, float],
+    among: list[int] | None,
+    rng: np.random.Generator,
+    variant_id: int,
+) -> float:
+    """The probability that the snapshot chooses `variant_id` now (1.0 for a variant no
+    longer in service, which only its earlier decision could serve)."""
+    ids = snapshot.definition.variant_ids
+    if variant_id not in ids:
+        return 1.0
+    probabilities = snapshots.choice_probabilities(snapshot, x, among, rng)
+    return float(probabilities[ids.index(variant_id)]) or 1.0
 
 
 def _labelled(
@@ -343,12 +384,18 @@ def _eligible(
 
 
 def _degraded(
-    snapshot: snapshots.Snapshot, ranking: list[int], request_id: str, ranked: bool
+    snapshot: snapshots.Snapshot,
+    ranking: list[int],
+    request_id: str,
+    ranked: bool,
+    propensity: float,
+    holdout: bool,
 ) -> Recommendation:
     """Answer from the snapshot alone: the page waiting for this decision gets one (a
     rollout it knew of first)."""
     if snapshot.rollout is not None:
         ranking = [snapshot.rollout, *(v for v in ranking if v != snapshot.rollout)]
+        propensity, holdout = 1.0, False
     variant = ranking[0]
     count(metrics.DEGRADED_DECISIONS)
     logger.debug(
@@ -361,6 +408,8 @@ def _degraded(
         variant_label=snapshot.definition.labels[variant],
         request_id=request_id,
         is_global_rollout=snapshot.rollout is not None,
+        propensity=propensity,
+        holdout=holdout,
         degraded=True,
         ranking=_labelled(snapshot.definition, ranking) if ranked else None,
     )

@@ -16,11 +16,13 @@ them, and a worker whose copy is older reads the Test again (`forget`, then `get
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 from django.conf import settings
 from redis.exceptions import RedisError
 
@@ -44,6 +46,9 @@ class Definition:
     prior: str
     forgetting: str
     minimum_variant_share: float
+    holdout_share: float
+    # The learning settings each logged decision records (bandit.decision_log), as JSON.
+    learning: str
     trail_window_seconds: int
     trail_granularity_seconds: int
     metric_labels: dict[int, str]  # each variant's `variant` label in the metrics
@@ -61,9 +66,23 @@ class Definition:
             prior=test.prior,
             forgetting=test.forgetting,
             minimum_variant_share=test.minimum_variant_share,
+            holdout_share=test.holdout_share,
+            learning=json.dumps(learning_settings(test), separators=(",", ":")),
             trail_window_seconds=test.trail_time_window_minutes * 60,
             trail_granularity_seconds=test.trail_bucket_granularity_seconds,
         )
+
+
+def learning_settings(test: Test) -> dict[str, object]:
+    """What decides how a Test chooses: recorded with each of its logged decisions."""
+    return {
+        "sampling": test.sampling,
+        "prior": test.prior,
+        "forgetting": test.forgetting,
+        "minimum_update_requests": test.minimum_update_requests,
+        "minimum_variant_share": test.minimum_variant_share,
+        "holdout_share": test.holdout_share,
+    }
 
 
 # A snapshot known to be behind is rebuilt as soon as rebuilding costs no more than this share
@@ -81,6 +100,14 @@ class Snapshot:
     checked_at: float
     build_seconds: float = 0.0  # what building it took
     behind: bool = False  # Redis holds rewards this snapshot has not learned from
+    # Each variant's probability of being chosen, by context and eligible variants: estimated
+    # once per posterior (policy.choice_probabilities), at most MAX_PROPENSITY_CONTEXTS.
+    propensities: dict[object, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def uniform(self) -> bool:
+        """Whether decisions are still uniform: too few rewards yet."""
+        return self.stats.total_updates < self.definition.minimum_update_requests
 
     def due(self, now: float, told_after: bool = False) -> bool:
         """Whether to rebuild now: behind, and the last build no more than REBUILD_SHARE of
@@ -90,6 +117,35 @@ class Snapshot:
         if self.behind and age * REBUILD_SHARE >= self.build_seconds:
             return True
         return not told_after and age > settings.SCOUT_SNAPSHOT_MAX_AGE_SECONDS
+
+
+# The contexts whose choice probabilities a snapshot keeps: a Test with numeric contexts sees
+# a new one with nearly every decision, and estimates those anew.
+MAX_PROPENSITY_CONTEXTS = 256
+
+
+def choice_probabilities(
+    snapshot: Snapshot, x: dict[int, float], among: list[int] | None, rng: np.random.Generator
+) -> np.ndarray:
+    """Each variant's probability of being chosen in context `x` among `among` (positions;
+    None for all), by the snapshot's posterior: estimated once, then kept with it."""
+    key = (tuple(x.items()), None if among is None else tuple(among))
+    probabilities = snapshot.propensities.get(key)
+    if probabilities is None:
+        definition = snapshot.definition
+        probabilities = policy.choice_probabilities(
+            snapshot.posterior,
+            x,
+            rng,
+            uniform=snapshot.uniform,
+            variants=len(definition.variant_ids),
+            sampling=definition.sampling,
+            among=among,
+            minimum_share=definition.minimum_variant_share,
+        )
+        if len(snapshot.propensities) < MAX_PROPENSITY_CONTEXTS:
+            snapshot.propensities[key] = probabilities
+    return probabilities
 
 
 _snapshots: dict[str, Snapshot] = {}

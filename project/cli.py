@@ -77,7 +77,7 @@ def _one_malloc_arena() -> None:
 def _post_worker_init(worker: Any) -> None:
     """Start each worker's background duties once it is forked and has loaded Django, and let
     open log streams end at once on a graceful stop, so it never waits for a viewer."""
-    from bandit import checkpoints, windows
+    from bandit import checkpoints, decision_log, windows
     from core.observability import metrics
     from core.observability.stream import SHUTTING_DOWN
     from system import config
@@ -90,6 +90,7 @@ def _post_worker_init(worker: Any) -> None:
     metrics.start_writing()
     checkpoints.start_background()
     windows.start_background()
+    decision_log.start_background()
     config.prepare()
     previous = signal.getsignal(signal.SIGTERM)
 

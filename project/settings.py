@@ -282,6 +282,12 @@ SCOUT_CHECKPOINT_SECONDS = env_float("SCOUT_CHECKPOINT_SECONDS", 10.0, minimum=0
 SCOUT_MAX_STICKY_UNITS = env_int("SCOUT_MAX_STICKY_UNITS", 1_000_000, minimum=1)
 # How often reward windows that are due are closed (bandit.windows; 0 turns closing off).
 SCOUT_REWARD_WINDOW_CHECK_SECONDS = env_float("SCOUT_REWARD_WINDOW_CHECK_SECONDS", 1.0, minimum=0.0)
+# How long the decision log keeps each decision and its reward (bandit.decision_log; 0 turns
+# the log off), how often its entries are moved from Redis to the database, and how many entries
+# a Test keeps waiting in Redis at most while the database cannot take them.
+SCOUT_DECISION_LOG_DAYS = env_float("SCOUT_DECISION_LOG_DAYS", 30.0, minimum=0.0)
+SCOUT_DECISION_LOG_SECONDS = env_float("SCOUT_DECISION_LOG_SECONDS", 1.0, minimum=0.05)
+SCOUT_DECISION_LOG_BACKLOG = env_int("SCOUT_DECISION_LOG_BACKLOG", 1_000_000, minimum=1_000)
 # Defaults for new Tests (operators can change them for later Tests over the admin API).
 SCOUT_TRAIL_WINDOW_MINUTES = env_int("SCOUT_TRAIL_WINDOW_MINUTES", 60, minimum=1, maximum=10_080)
 SCOUT_TRAIL_GRANULARITY_SECONDS = env_int(

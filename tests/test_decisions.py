@@ -17,6 +17,8 @@ DECISION_FIELDS = {
     "recommended_variant",
     "request_id",
     "is_global_rollout",
+    "propensity",  # beyond the contract: how likely the variant was (the decision log)
+    "holdout",
 }
 
 

@@ -354,3 +354,55 @@ def test_a_variant_that_changed_keeps_its_recent_rewards_alone():
     assert stats.reward_sum.tolist() == [0.0, 3.0]
     assert stats.forgotten_updates == 50.0
     assert stats.total_updates == 103  # every reward counted still counts for the uniform start
+
+
+@pytest.mark.parametrize(
+    ("sampling", "among", "minimum_share"),
+    [
+        (policy.FOCUSED, None, 0.0),
+        (policy.STANDARD, None, 0.0),
+        (policy.FOCUSED, [1, 3, 4], 0.0),
+        (policy.OPTIMISTIC, None, 0.1),
+    ],
+)
+def test_choice_probabilities_are_how_often_choose_chooses(sampling, among, minimum_share):
+    """Each variant's estimated probability matches the share of decisions `choose` gives it
+    with the same posterior and rule, within the estimate's stated error."""
+    rates = np.array([0.05, 0.06, 0.07, 0.08, 0.09])
+    stats = policy.LearnedStats(list(range(5)), np.full(5, 400.0), rates * 400, rates * 400)
+    posterior = policy.build_posterior(stats)
+    rng = np.random.default_rng(7)
+    arguments = dict(
+        uniform=False, variants=5, sampling=sampling, among=among, minimum_share=minimum_share
+    )
+    estimated = policy.choice_probabilities(posterior, {0: 1.0}, rng, **arguments)
+    assert estimated.sum() == pytest.approx(1.0)
+    if among is not None:
+        assert set(np.flatnonzero(estimated)) == set(among)
+    decisions = 20_000
+    chosen = np.bincount(
+        [policy.choose(posterior, {0: 1.0}, rng, **arguments).index for _ in range(decisions)],
+        minlength=5,
+    )
+    share = chosen / decisions
+    # Estimate's own error (at most 1 / (n + k) bias, 0.5 / sqrt(n) standard error) and the
+    # frequency's, four standard errors each.
+    tolerance = 1 / 1028 + 4 * 0.5 / np.sqrt(1023) + 4 * np.sqrt(share * (1 - share) / decisions)
+    assert np.all(np.abs(estimated - share) <= tolerance), (estimated, share)
+
+
+def test_choice_probabilities_are_exact_while_uniform():
+    stats = policy.LearnedStats.empty([0, 1, 2, 3])
+    posterior = policy.build_posterior(stats)
+    rng = np.random.default_rng(1)
+    everyone = policy.choice_probabilities(posterior, {0: 1.0}, rng, uniform=True, variants=4)
+    assert everyone.tolist() == [0.25] * 4
+    some = policy.choice_probabilities(
+        posterior, {0: 1.0}, rng, uniform=True, variants=4, among=[0, 2]
+    )
+    assert some.tolist() == [0.5, 0.0, 0.5, 0.0]
+    # A minimum share of 1/k for each of k variants is uniform too.
+    floor = policy.choice_probabilities(
+        posterior, {0: 1.0}, rng, uniform=False, variants=4, minimum_share=0.25
+    )
+    assert floor.tolist() == [0.25] * 4

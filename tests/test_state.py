@@ -32,7 +32,11 @@ def decide(test_id: str, request_id: str, variant: int = 0, **overrides: object)
         "guard": None,
         "variant_id": variant,
         "exploit": True,
+        "propensity": 0.5,
+        "holdout": False,
         "request_id": request_id,
+        "context": {"age": 30, "colour": "red"},
+        "learning": '{"sampling":"focused"}',
         "context_keys": ["age", "colour"],
         "features": {'["colour","red"]': 1.0, '["age"]': 30.0},
         **TTL,
@@ -59,15 +63,19 @@ def test_a_decision_is_stored_counted_and_replayed(in_process):
     test_id = new_test()
     first = decide(test_id, "visit-1", variant=1)
     assert first == decisions.Decision(
-        1, is_global_rollout=False, replayed=False, learned_version=None
+        1, is_global_rollout=False, replayed=False, learned_version=None, propensity=0.5
     )
-    # The same request id answers the same decision and counts nothing more.
-    assert decide(test_id, "visit-1", variant=0) == decisions.Decision(1, False, True, None)
+    # The same request id answers the same decision, with the propensity it was chosen with,
+    # and counts nothing more.
+    assert decide(test_id, "visit-1", variant=0, propensity=0.25) == decisions.Decision(
+        1, False, True, None, propensity=0.5
+    )
     counters = reads.counters([test_id])[test_id]
     assert counters.predictions == {1: 1}
     assert counters.kinds == {"exploit": 1}
     # What its reward will teach: the variant, the features by vocabulary index, the keys.
-    assert stored(in_process, test_id, "visit-1") == '1|1:1.0,2:30.0|["age","colour"]'
+    # After a newline: the propensity, and 0 for a decision that is not the holdout's.
+    assert stored(in_process, test_id, "visit-1") == '1|1:1.0,2:30.0|["age","colour"]\n0.5 0'
     assert stored(in_process, test_id, "never") is None
     assert in_process.ttl(keys.context(test_id, "visit-1")) > 3500
     # The vocabulary gave each feature an index, and the feature analysis counted the decision.
@@ -98,10 +106,14 @@ def test_every_trail_bucket_expires_after_the_trail_window(in_process):
 def test_a_rollout_wins_over_the_sampled_variant(in_process):
     test_id = new_test()
     lifecycle.set_rollout(test_id, 2)
-    assert decide(test_id, "visit-1", variant=0) == decisions.Decision(2, True, False, None)
+    assert decide(test_id, "visit-1", variant=0) == decisions.Decision(
+        2, True, False, None, propensity=1.0
+    )
     assert reads.counters([test_id])[test_id].kinds == {"rollout": 1}
     lifecycle.set_rollout(test_id, None)
-    assert decide(test_id, "visit-2", variant=0) == decisions.Decision(0, False, False, None)
+    assert decide(test_id, "visit-2", variant=0) == decisions.Decision(
+        0, False, False, None, propensity=0.5
+    )
 
 
 def test_a_stale_configuration_writes_nothing(in_process):
@@ -169,7 +181,7 @@ def test_rewards_add_exact_sufficient_statistics(in_process):
     assert stats.xtx[1].tolist() == [[2, 1, 40], [1, 1, 30], [40, 30, 1000]]
     assert stats.xty[1].tolist() == [2.5, 2, 65]
     # The stored context is spent: a second reward for the request is a duplicate.
-    assert stored(in_process, test_id, "visit-1") == "1|r"
+    assert stored(in_process, test_id, "visit-1") == "1|r\n0.5 0"  # it keeps its propensity
     again = rewards.record_rewards(test_id, [reward("visit-1", None, 2.0)], guard=None, **TTL)
     assert again == [rewards.Outcome(rewards.DUPLICATE, 1)]
     assert float(in_process.hget(keys.learn(test_id), "u")) == 3.0
@@ -210,7 +222,7 @@ def test_a_reward_finds_its_decision_in_the_same_round_trip(in_process):
     ]
     # Refused entries leave their decision as it was; counted ones spend it.
     assert stored(in_process, test_id, "served-1").startswith("1|1:1.0")
-    assert stored(in_process, test_id, "served-2") == "0|r"
+    assert stored(in_process, test_id, "served-2") == "0|r\n0.5 0"
     assert stored(in_process, test_id, "gone") is None
     assert stored(in_process, test_id, "gone-2") is None
     assert stored(in_process, test_id, "gone-3") == "0|r"  # a retry is then a duplicate

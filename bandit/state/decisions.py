@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
 from django.conf import settings
 
 from bandit.metrics import FEATURE_OVERFLOW
-from bandit.state import keys
+from bandit.state import keys, log
 from core.observability.metrics import count
 from core.redis_client import guarded
 from core.scripts import Guard, beside
@@ -24,6 +26,10 @@ class Decision:
     replayed: bool  # the request id already named a decision; this is that decision
     learned_version: str | None  # the Test's reward count now (see learned.learned_version)
     ranking: list[int] | None = None  # a ranked decision's variants, best first
+    # The probability with which the variant answered was chosen (None: a decision stored
+    # before propensities were, replayed), and whether it was a holdout decision.
+    propensity: float | None = None
+    holdout: bool = False
 
 
 @guarded
@@ -33,7 +39,11 @@ def record_decision(
     guard: Guard | None,
     variant_id: int,
     exploit: bool,
+    propensity: float,
+    holdout: bool,
     request_id: str,
+    context: Mapping[str, Any],
+    learning: str,
     context_keys: Sequence[str],
     features: Mapping[str, float],
     context_ttl_seconds: int,
@@ -50,6 +60,9 @@ def record_decision(
     `unit_id` names the visitor for a Test's sticky assignment, and `eligible_ids` the
     variants this decision may serve (decide.lua). With a `ranking` (best first, the first
     being `variant_id`), the decision is a ranked one and answers its ranking as stored.
+    `propensity` and `holdout` say how the worker chose `variant_id`; a decision that serves
+    another one (a rollout, a unit's assignment, a replay) answers that one's. The decision
+    goes into the Test's decision log with its `context` and `learning` settings (JSON).
 
     Raises ConfigMoved, having written nothing, when the guard finds the worker's configuration
     stale; DefinitionMoved, having written nothing, when the Test's variants changed since
@@ -67,8 +80,14 @@ def record_decision(
         keys.due(test_id),
         keys.unit(test_id, unit_id or ""),
         keys.units(test_id),
+        keys.log(test_id),
     ]
     args = [
+        repr(float(propensity)),
+        "1" if holdout else "0",
+        log.backlog(),
+        orjson.dumps(context),
+        learning,
         definition_version,
         unit_id or "",
         "" if eligible_ids is None else "," + ",".join(map(str, eligible_ids)) + ",",
@@ -85,7 +104,9 @@ def record_decision(
     ]
     for name, value in features.items():
         args += [name, repr(float(value))]
-    variant, rollout, replayed, overflow, learned, ranked = _DECIDE(script_keys, args, guard)
+    variant, rollout, replayed, overflow, learned, ranked, chosen_with, held_out = _DECIDE(
+        script_keys, args, guard
+    )
     if variant == -1:
         raise keys.TestMissing(test_id)
     if variant == -3:
@@ -94,4 +115,12 @@ def record_decision(
         count(FEATURE_OVERFLOW, amount=overflow)
     version = learned.decode() if isinstance(learned, bytes) else None  # Lua false: none yet
     order = [int(v) for v in ranked.decode().split(",")] if isinstance(ranked, bytes) else None
-    return Decision(int(variant), bool(rollout), bool(replayed), version, order)
+    return Decision(
+        int(variant),
+        bool(rollout),
+        bool(replayed),
+        version,
+        order,
+        float(chosen_with) if chosen_with else None,
+        held_out == b"1",
+    )

@@ -30,7 +30,9 @@ T the tag):
                     (those at 1 are learn's `n` and `y`): the context feature analysis.
 - `P:T:c:<request>` string `<variant>|<index>:<value>,...|<context keys as JSON>` (the
                     decision's features by vocabulary index) for the context TTL, or
-                    `<variant>|r` once its reward was counted (a later reward is a duplicate).
+                    `<variant>|r` once its reward was counted (a later reward is a duplicate);
+                    either ends with a newline, the propensity, a space and 1 or 0 (a holdout
+                    decision or not), which an earlier Scout did not store.
                     A ranked decision (fetch_ranked_variants) starts with
                     `~<variants, best first>;<variants rewarded>` instead of `<variant>`, and
                     keeps its features: each variant of the ranking counts one reward.
@@ -40,11 +42,15 @@ T the tag):
                     default is counted; a decision counted with the default is stored as
                     `<variant>|d` (a later reward is late). `meta` holds the window in `rw`
                     (seconds) and the default reward in `dr`.
-- `P:T:u:<unit>`     string: the variant a unit is assigned (a Test with sticky assignment),
+- `P:T:u:<unit>`     string: the variant a unit is assigned (a Test with sticky assignment)
+                    and, after a newline, the propensity and holdout flag it was assigned with,
                     expiring after the Test's `sticky_seconds`; `P:T:units` sorted set of the
                     units assigned by expiry, which bounds them (SCOUT_MAX_STICKY_UNITS).
                     `meta` holds the seconds in `st` when assignment is on, and the retired
                     variants in `ret` (",1,5,"), which release their units.
+- `P:T:log`         stream: the Test's decisions and rewards on their way to the decision
+                    log in the database (bandit.state.log), at most
+                    SCOUT_DECISION_LOG_BACKLOG entries (roughly: the oldest go first).
 - `P:T:tp:<bucket>` and `P:T:tu:<bucket>`: the prediction and reward trails, one hash per time
                     bucket, expiring after the Test's trail window.
 
@@ -114,6 +120,10 @@ def unit(test_id: str, unit_id: str) -> str:
 
 def units(test_id: str) -> str:
     return f"{tag(test_id)}:units"
+
+
+def log(test_id: str) -> str:
+    return f"{tag(test_id)}:log"
 
 
 def trail(test_id: str, kind: str, bucket: int) -> str:

@@ -7,11 +7,15 @@
 -- Whichever of the two runs first takes the decision out of the due set; the other finds it
 -- gone. A reward whose window has closed (by the clock of Redis, the same for every host) is
 -- late and not counted: the default counts instead.
+-- A reward counted for a stored decision (or the default that closed its window) also goes into
+-- the Test's log stream (bandit.state.log), unless the log is off.
 -- KEYS: meta, learn, vocab, feature analysis, the reward trail bucket, the decisions waiting
---       for their reward, the stored decisions of the entries that name one, and stats last.
+--       for their reward, the log stream, the stored decisions of the entries that name one,
+--       and stats last.
 -- ARGV: the version of the Test's variants the worker resolved the entries with ('' when
 --       closing windows: entries name no variant then), now, context TTL, trail TTL, max features, the decay of recent rewards (0: the Test
---       keeps none, see bandit.policy.ON_CHANGE), the number of entries, then per entry:
+--       keeps none, see bandit.policy.ON_CHANGE), the most entries the log stream keeps (0:
+--       no log), the number of entries, then per entry:
 --       'r' for a reward or 'c' to close the window of its decision (its reward is unused),
 --       its stored decision's position among KEYS (0 for none), the variant it names ('' for
 --       none), reward, 1 to use the stored context (else its own), 1 if it carries a context,
@@ -35,6 +39,7 @@ end
 local now, ttl, trail_ttl = ARGV[1], ARGV[2], ARGV[3]
 local max_features = tonumber(ARGV[4])
 local decay = tonumber(ARGV[5])
+local backlog = tonumber(ARGV[6])
 local due_key = KEYS[6]
 -- A stored decision's request id is what its key holds after the Test's tag and ':c:'.
 local request_at = #KEYS[1] - 1
@@ -64,8 +69,15 @@ local function admit(name)
 end
 -- A stored decision: its variant, and its features ({index, value} pairs) and context keys;
 -- no features once its reward (or, third answer true, the default) was counted.
--- A ranked decision answers its ranking as a fifth value: {ranking, rewarded, rest}.
+-- A ranked decision answers its ranking as a fifth value: {ranking, rewarded, rest}. The sixth
+-- is what follows its newline (its propensity, see decide.lua), which a rewrite keeps.
 local function parse(stored)
+  local tail = ''
+  local newline = string.find(stored, '\n', 1, true)
+  if newline then
+    tail = string.sub(stored, newline)
+    stored = string.sub(stored, 1, newline - 1)
+  end
   local bar = string.find(stored, '|', 1, true)
   local v, rest = string.sub(stored, 1, bar - 1), string.sub(stored, bar + 1)
   local ranked = false
@@ -73,13 +85,13 @@ local function parse(stored)
     local semicolon = string.find(v, ';', 1, true)
     ranked = {string.sub(v, 2, semicolon - 1), string.sub(v, semicolon + 1), rest}
   end
-  if rest == 'r' then return v, nil, nil, false end
-  if rest == 'd' then return v, nil, nil, true end
+  if rest == 'r' then return v, nil, nil, false, false, tail end
+  if rest == 'd' then return v, nil, nil, true, false, tail end
   local features, context_keys = {}, {}
   -- A decision stored by an earlier Scout kept its context as a JSON object: its reward
   -- counts without the context's features.
   if rest == '' or string.sub(rest, 1, 1) == '{' then
-    return v, features, context_keys, false, ranked
+    return v, features, context_keys, false, ranked, tail
   end
   local second = string.find(rest, '|', 1, true)
   for index, value in string.gmatch(string.sub(rest, 1, second - 1), '(%d+):([^,]+)') do
@@ -87,13 +99,13 @@ local function parse(stored)
   end
   local encoded = string.sub(rest, second + 1)
   if encoded ~= '' then context_keys = cjson.decode(encoded) end
-  return v, features, context_keys, false, ranked
+  return v, features, context_keys, false, ranked, tail
 end
 local function listed(list, item) return string.find(',' .. list .. ',', ',' .. item .. ',', 1, true) end
 local results = {}
 local applied = 0
-local pos = 7
-for entry = 1, tonumber(ARGV[6]) do
+local pos = 8
+for entry = 1, tonumber(ARGV[7]) do
   local closing = ARGV[pos] == 'c'
   local key_index = tonumber(ARGV[pos + 1])
   local v = ARGV[pos + 2]
@@ -108,7 +120,7 @@ for entry = 1, tonumber(ARGV[6]) do
   local status = 1
   local features, context_keys -- nil: the entry's own
   if closing then
-    local key = KEYS[6 + key_index]
+    local key = KEYS[7 + key_index]
     local member = v .. '|' .. string.sub(key, request_at)
     local closes = redis.call('ZSCORE', due_key, member)
     if not closes or tonumber(closes) > now_in_redis() then
@@ -120,10 +132,10 @@ for entry = 1, tonumber(ARGV[6]) do
       end
       y = default_reward
       local stored = redis.call('GET', key)
-      local stored_features, stored_keys
+      local stored_features, stored_keys, tail
       if stored then
-        local _served
-        _served, stored_features, stored_keys = parse(stored)
+        local _served, _defaulted, _ranked
+        _served, stored_features, stored_keys, _defaulted, _ranked, tail = parse(stored)
       end
       if stored and not stored_features then
         status = 9 -- counted already (its reward took it out of the due set: not reached)
@@ -132,7 +144,7 @@ for entry = 1, tonumber(ARGV[6]) do
         -- A decision that expired (evicted) teaches its variant without its context.
         features, context_keys = stored_features or {}, stored_keys or {}
         if stored then
-          redis.call('SET', key, v .. '|d', 'KEEPTTL')
+          redis.call('SET', key, v .. '|d' .. tail, 'KEEPTTL')
         else
           redis.call('SET', key, v .. '|d', 'EX', ttl)
         end
@@ -140,11 +152,11 @@ for entry = 1, tonumber(ARGV[6]) do
       end
     end
   elseif key_index > 0 then
-    local key = KEYS[6 + key_index]
+    local key = KEYS[7 + key_index]
     local stored = redis.call('GET', key)
-    local served, stored_features, stored_keys, defaulted, ranked
+    local served, stored_features, stored_keys, defaulted, ranked, tail
     if stored then
-      served, stored_features, stored_keys, defaulted, ranked = parse(stored)
+      served, stored_features, stored_keys, defaulted, ranked, tail = parse(stored)
     end
     if ranked then
       local ranking, rewarded, rest = ranked[1], ranked[2], ranked[3]
@@ -156,7 +168,7 @@ for entry = 1, tonumber(ARGV[6]) do
         status = 2
       else
         rewarded = rewarded == '' and v or (rewarded .. ',' .. v)
-        redis.call('SET', key, '~' .. ranking .. ';' .. rewarded .. '|' .. rest, 'KEEPTTL')
+        redis.call('SET', key, '~' .. ranking .. ';' .. rewarded .. '|' .. rest .. tail, 'KEEPTTL')
         if use_stored then features, context_keys = stored_features, stored_keys end
       end
     elseif stored then
@@ -173,7 +185,7 @@ for entry = 1, tonumber(ARGV[6]) do
           status = 7 -- the window closes it with the default
         else
           if closes then redis.call('ZREM', due_key, member) end
-          redis.call('SET', key, served .. '|r', 'KEEPTTL')
+          redis.call('SET', key, served .. '|r' .. tail, 'KEEPTTL')
           if use_stored then features, context_keys = stored_features, stored_keys end
         end
       end
@@ -186,6 +198,11 @@ for entry = 1, tonumber(ARGV[6]) do
       status = 4
       redis.call('SET', key, v .. '|r', 'EX', ttl)
     end
+  end
+  if backlog > 0 and key_index > 0 and (status == 1 or status == 4 or status == 8) then
+    redis.call('XADD', KEYS[7], 'MAXLEN', '~', backlog, '*', 'k', 'r',
+      'r', string.sub(KEYS[7 + key_index], request_at), 'v', v,
+      'y', string.format('%.17g', y), 'd', status == 8 and '1' or '0')
   end
   if status == 1 or status == 4 or status == 8 then
     if not features then

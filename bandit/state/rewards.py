@@ -12,7 +12,7 @@ from typing import cast
 from django.conf import settings
 
 from bandit.metrics import FEATURE_OVERFLOW
-from bandit.state import keys
+from bandit.state import keys, log
 from core.observability.metrics import count
 from core.redis_client import connection, guarded
 from core.scripts import Guard, beside
@@ -125,6 +125,7 @@ def _header(
         trail_ttl_seconds,
         settings.SCOUT_MAX_FEATURES,
         repr(float(recent_decay)),
+        log.backlog(),
     ]
 
 
@@ -143,6 +144,7 @@ def _run(
         keys.analysis(test_id),
         keys.trail(test_id, "tu", keys.bucket(now, trail_granularity_seconds)),
         keys.due(test_id),
+        keys.log(test_id),
         *context_keys,
         keys.stats(test_id),
     ]

@@ -1,0 +1,129 @@
+"""The shapes of what measures a Test: a decision's propensity and holdout flag, the holdout's
+evaluation in `model_details`, and the decision log's query."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from rest_framework import serializers
+
+from api.validation import Number
+from bandit.defaults import HOLDOUT_SHARE
+
+
+class HoldoutShareField(Number):
+    def __init__(self, **kwargs: Any) -> None:
+        if not kwargs.get("required", False):
+            kwargs.update(required=False, default=0.0)
+        super().__init__(
+            minimum=HOLDOUT_SHARE[0],
+            limit=HOLDOUT_SHARE[1],
+            help_text=(
+                "This share of the decisions (0, the default, to 0.5) is chosen uniformly at "
+                "random and answered with `holdout: true`: the plain split the bandit is "
+                "measured against (`evaluation.holdout` in `model_details`). Holdout "
+                "decisions teach the model too."
+            ),
+            **kwargs,
+        )
+
+
+class PropensityField(serializers.FloatField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            help_text=(
+                "The probability with which this variant was chosen, given the context, at "
+                "that moment (0 < p <= 1): 1/k of k variants while the Test is uniform and "
+                "for a holdout decision, 1 under a global rollout, estimated for Thompson "
+                "sampling (within about 0.016). A ranked decision's is its first variant's."
+            ),
+            **kwargs,
+        )
+
+
+class HoldoutField(serializers.BooleanField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            help_text="The decision is one of the holdout's: chosen uniformly at random.",
+            **kwargs,
+        )
+
+
+class Estimate(serializers.Serializer):
+    value = serializers.FloatField()
+    low = serializers.FloatField(help_text="The 95% interval's lower end.")
+    high = serializers.FloatField(help_text="The 95% interval's upper end.")
+    decisions = serializers.IntegerField(help_text="The rewarded decisions it is made of.")
+
+
+class RelativeLift(serializers.Serializer):
+    value = serializers.FloatField()
+    low = serializers.FloatField()
+    high = serializers.FloatField()
+
+
+class HoldoutEvaluation(serializers.Serializer):
+    holdout_share = serializers.FloatField()
+    holdout_rewards = serializers.IntegerField(
+        help_text="Rewarded holdout decisions in the decision log."
+    )
+    bandit_rewards = serializers.IntegerField(
+        help_text="Rewarded decisions of the bandit in the decision log (rollouts excluded)."
+    )
+    holdout = Estimate(
+        allow_null=True, help_text="Mean reward of the holdout's decisions (null: < 2)."
+    )
+    bandit = Estimate(allow_null=True, help_text="Mean reward of the bandit's decisions.")
+    lift = Estimate(
+        allow_null=True,
+        help_text="The bandit's mean reward less the holdout's, with Welch's 95% interval.",
+    )
+    relative_lift = RelativeLift(
+        allow_null=True, help_text="The lift as a share of the holdout's mean reward."
+    )
+
+
+class Evaluation(serializers.Serializer):
+    holdout = HoldoutEvaluation()
+    logged_decisions = serializers.IntegerField(help_text="Decisions the decision log holds.")
+    logged_rewards = serializers.IntegerField(help_text="Of those, the ones rewarded.")
+
+
+class HoldoutShareRequest(serializers.Serializer):
+    holdout_share = HoldoutShareField(required=True)
+
+
+class HoldoutShareResponse(serializers.Serializer):
+    message = serializers.CharField()
+    cb_model_id = serializers.UUIDField()
+    holdout_share = serializers.FloatField()
+
+
+class UtcDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 time; one without an offset is read as UTC."""
+
+    def to_internal_value(self, value: Any) -> datetime:
+        parsed = super().to_internal_value(value)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed
+
+
+class DecisionLogQuery(serializers.Serializer):
+    from_ = UtcDateTimeField(
+        required=False,
+        help_text="The first decision time included (ISO 8601, UTC unless it says otherwise).",
+    )
+    to = UtcDateTimeField(required=False, help_text="Decisions before this time (excluded).")
+    format = serializers.ChoiceField(
+        choices=("jsonl", "csv"),
+        required=False,
+        default="jsonl",
+        help_text="JSON lines (the default) or CSV with a header.",
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")  # a Python keyword
+        return fields

@@ -1,0 +1,304 @@
+"""Propensities, the holdout and the decision log, over HTTP as a product backend and an
+operator use them; and, in this process, that moving the log into the database twice is
+harmless."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+
+from bandit import decision_log
+from bandit.models import LoggedDecision
+from bandit.state import keys, log
+from tests.conftest import details, fetch, reward
+from tests.live import ScoutServer
+from tests.test_services import create, decide, entry
+from tests.test_services import reward as reward_in_process
+
+UNIFORM = {"minimum_update_requests": 1_000_000}
+THREE = {"0": "A", "1": "B", "2": "C"}
+# How long a decision may take to reach the database (SCOUT_DECISION_LOG_SECONDS is 1 s).
+LOG_SECONDS = 30.0
+
+
+def exported(api: httpx.Client, test_id: str, **params: str) -> list[dict[str, Any]]:
+    response = api.get(f"/api/decision_log/{test_id}", params=params)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    return [json.loads(line) for line in response.text.splitlines()]
+
+
+def logged(
+    api: httpx.Client, test_id: str, decisions: int, rewards: int = 0
+) -> list[dict[str, Any]]:
+    """The exported log once it holds `decisions` decisions and `rewards` rewards."""
+    deadline = time.monotonic() + LOG_SECONDS
+    while True:
+        records = exported(api, test_id)
+        done = sum(record["reward"] is not None for record in records)
+        if (len(records), done) == (decisions, rewards) or time.monotonic() > deadline:
+            assert (len(records), done) == (decisions, rewards)
+            return records
+        time.sleep(0.2)
+
+
+# --- Propensities ---------------------------------------------------------------------------
+
+
+def test_propensities_are_exact_while_uniform_and_under_a_rollout(api, make_test):
+    test_id = make_test(variants=THREE, **UNIFORM)["cb_model_id"]
+    answers = [fetch(api, test_id) for _ in range(20)]
+    assert {answer["propensity"] for answer in answers} == {1 / 3}
+    assert not any(answer["holdout"] for answer in answers)
+    among = fetch(api, test_id, eligible_variants=[0, 2])
+    assert among["propensity"] == 0.5 and among["variant_id"] in (0, 2)
+    assert api.post(f"/api/rollout_global_variant/{test_id}", json={"variant": 1}).is_success
+    rolled = fetch(api, test_id, request_id="during-rollout")
+    assert (rolled["variant_id"], rolled["propensity"], rolled["is_global_rollout"]) == (
+        1,
+        1.0,
+        True,
+    )
+    # A retry answers the decision as it was made, propensity included.
+    assert fetch(api, test_id, request_id="during-rollout")["propensity"] == 1.0
+    assert api.post(f"/api/clear_global_variant/{test_id}").is_success
+    assert fetch(api, test_id)["propensity"] == 1 / 3
+
+
+def test_thompson_propensities_match_how_often_each_variant_is_chosen(api, make_test):
+    """With the posterior fixed (no more rewards), a variant chosen with propensity p is
+    chosen in a share p of the decisions."""
+    test_id = make_test(variants=THREE, minimum_update_requests=0)["cb_model_id"]
+    rates = {0: 0.5, 1: 0.4, 2: 0.3}
+    updates = [
+        {"variant_id": variant, "reward": float(i < rate * 40)}
+        for variant, rate in rates.items()
+        for i in range(40)
+    ]
+    reward(api, test_id, *updates)
+    time.sleep(1.5)  # every worker's snapshot has learned them
+    answers = [fetch(api, test_id) for _ in range(600)]
+    chosen = Counter(answer["variant_id"] for answer in answers)
+    for variant in rates:
+        said = [a["propensity"] for a in answers if a["variant_id"] == variant]
+        if not said:
+            continue
+        assert all(0 < p <= 1 for p in said)
+        share = chosen[variant] / len(answers)
+        p = sum(said) / len(said)
+        assert abs(share - p) < 4 * math.sqrt(p * (1 - p) / len(answers)) + 0.03, (
+            variant,
+            share,
+            p,
+        )
+
+
+def test_a_unit_keeps_the_propensity_it_was_assigned_with(api, make_test):
+    test_id = make_test(variants=THREE, sticky_assignment=True, **UNIFORM)["cb_model_id"]
+    first = fetch(api, test_id, unit_id="visitor")
+    again = fetch(api, test_id, unit_id="visitor")
+    assert again["variant_id"] == first["variant_id"]
+    assert again["propensity"] == first["propensity"] == 1 / 3
+
+
+# --- The holdout ----------------------------------------------------------------------------
+
+
+def test_holdout_decisions_are_uniform_flagged_and_teach_the_model(api, make_test):
+    test_id = make_test(variants=THREE, minimum_update_requests=0, holdout_share=0.5)["cb_model_id"]
+    assert details(api, test_id)["holdout_share"] == 0.5
+    answers = [fetch(api, test_id, request_id=f"r-{i}") for i in range(200)]
+    held = [answer for answer in answers if answer["holdout"]]
+    assert 60 <= len(held) <= 140  # half, give or take 5.6 standard deviations
+    assert {answer["propensity"] for answer in held} == {1 / 3}
+    assert {answer["variant_id"] for answer in held} == {0, 1, 2}
+    replay = fetch(api, test_id, request_id=held[0]["request_id"])
+    assert (replay["holdout"], replay["propensity"]) == (True, 1 / 3)
+    report = reward(api, test_id, *({"request_id": a["request_id"], "reward": 1.0} for a in held))
+    assert report["processed_updates"] == len(held)
+    assert details(api, test_id)["total_updates"] == len(held)
+
+
+def test_the_holdout_share_is_checked_and_changes_from_the_next_decision(api, make_test):
+    response = api.post(
+        "/api/create_model", json={"name": "x", "variants": THREE, "holdout_share": 0.7}
+    )
+    assert response.status_code == 400 and "holdout_share" in response.json()["detail"]
+    test_id = make_test(variants=THREE, **UNIFORM)["cb_model_id"]
+    for bad in (0.51, -0.1, "half", None, True):
+        response = api.post(f"/api/set_holdout_share/{test_id}", json={"holdout_share": bad})
+        assert response.status_code == 400, (bad, response.text)
+        assert "holdout_share" in response.json()["detail"]
+    assert api.post(f"/api/set_holdout_share/{test_id}", json={}).status_code == 400
+    missing = "00000000-0000-4000-8000-000000000000"
+    assert (
+        api.post(f"/api/set_holdout_share/{missing}", json={"holdout_share": 0.1}).status_code
+        == 404
+    )
+    assert not any(fetch(api, test_id)["holdout"] for _ in range(30))
+    response = api.post(f"/api/set_holdout_share/{test_id}", json={"holdout_share": 0.5})
+    assert response.status_code == 200 and response.json()["holdout_share"] == 0.5
+    assert details(api, test_id)["holdout_share"] == 0.5
+    assert any(fetch(api, test_id)["holdout"] for _ in range(60))  # misses with p = 2^-60
+
+
+def test_the_lift_over_the_holdout_is_measured_from_the_log(api, make_test):
+    """Variant 0 always earns 1, the others 0: the bandit learns it, the holdout cannot."""
+    test_id = make_test(variants=THREE, minimum_update_requests=10, holdout_share=0.3)[
+        "cb_model_id"
+    ]
+    for i in range(300):
+        answer = fetch(api, test_id, request_id=f"visit-{i}")
+        reward(
+            api,
+            test_id,
+            {"request_id": answer["request_id"], "reward": float(answer["variant_id"] == 0)},
+        )
+    records = logged(api, test_id, 300, 300)
+    evaluation = details(api, test_id)["evaluation"]
+    assert (evaluation["logged_decisions"], evaluation["logged_rewards"]) == (300, 300)
+    holdout = evaluation["holdout"]
+    held = [r["reward"] for r in records if r["holdout"]]
+    bandit = [r["reward"] for r in records if not r["holdout"]]
+    assert (holdout["holdout_rewards"], holdout["bandit_rewards"]) == (len(held), len(bandit))
+    assert holdout["holdout"]["value"] == pytest.approx(sum(held) / len(held))
+    assert holdout["bandit"]["value"] == pytest.approx(sum(bandit) / len(bandit))
+    assert holdout["holdout"]["low"] < 1 / 3 < holdout["holdout"]["high"]
+    lift = holdout["lift"]
+    assert lift["value"] == pytest.approx(holdout["bandit"]["value"] - holdout["holdout"]["value"])
+    assert 0 < lift["low"] < lift["value"] < lift["high"]
+    assert holdout["relative_lift"]["value"] > 0.5
+
+
+# --- The decision log -----------------------------------------------------------------------
+
+
+def test_the_log_holds_every_decision_and_reward_with_what_decided_it(api, make_test):
+    test_id = make_test(variants=THREE, **UNIFORM)["cb_model_id"]
+    started = time.time()
+    answers = {}
+    for i in range(40):
+        context = {"device": ["mobile", "desktop"][i % 2], "age": i, "new": i % 3 == 0}
+        answers[f"visit-{i}"] = (
+            fetch(api, test_id, request_id=f"visit-{i}", context=context),
+            context,
+        )
+    rewarded = {f"visit-{i}": float(i % 4) for i in range(0, 40, 2)}
+    reward(api, test_id, *({"request_id": rid, "reward": value} for rid, value in rewarded.items()))
+    records = logged(api, test_id, 40, 20)
+    assert [r["request_id"] for r in records] == list(answers)  # oldest first
+    for record in records:
+        answer, context = answers[record["request_id"]]
+        assert record["variant_id"] == answer["variant_id"]
+        assert record["variant_label"] == THREE[str(answer["variant_id"])]
+        assert record["propensity"] == answer["propensity"] == 1 / 3
+        assert record["context"] == context
+        assert record["holdout"] is False and record["is_global_rollout"] is False
+        assert record["learning"]["sampling"] == "focused"
+        assert record["learning"]["holdout_share"] == 0.0
+        assert record["reward"] == rewarded.get(record["request_id"])
+        decided = record["decided_at"]
+        assert decided.endswith("Z") and started - 5 < _epoch(decided) < time.time() + 5
+        assert (record["rewarded_at"] is None) == (record["request_id"] not in rewarded)
+
+    as_csv = api.get(f"/api/decision_log/{test_id}", params={"format": "csv"})
+    assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
+    assert "attachment" in as_csv.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert [row["request_id"] for row in rows] == list(answers)
+    assert json.loads(rows[1]["context"]) == answers["visit-1"][1]
+    assert rows[0]["reward"] == "0.0" and rows[1]["reward"] == ""
+
+    middle = records[20]["decided_at"]
+    assert len(exported(api, test_id, to=records[0]["decided_at"])) == 0
+    later = exported(api, test_id, **{"from": middle})
+    assert later == [r for r in records if _epoch(r["decided_at"]) >= _epoch(middle)]
+    assert exported(api, test_id, **{"from": "2999-01-01T00:00:00Z"}) == []
+
+
+def test_the_log_refuses_bad_queries_with_a_clear_error(api, make_test):
+    test_id = make_test()["cb_model_id"]
+    for params in (
+        {"from": "yesterday"},
+        {"to": "2026-13-01"},
+        {"format": "xml"},
+    ):
+        response = api.get(f"/api/decision_log/{test_id}", params=params)
+        assert response.status_code == 400, (params, response.text)
+        assert response.json()["detail"]
+    # A range that ends before it starts holds nothing.
+    assert exported(api, test_id, **{"from": "2026-02-02T00:00:00Z", "to": "2026-02-01"}) == []
+    assert api.get("/api/decision_log/00000000-0000-4000-8000-000000000000").status_code == 404
+    assert api.get("/api/decision_log/not-a-test").status_code == 404
+
+
+def test_the_log_keeps_what_was_acknowledged_across_a_restart(backends):
+    server = ScoutServer.dedicated(backends, "decision-log-restart").start()
+    try:
+        with server.client() as client:
+            test_id = client.post(
+                "/api/create_model", json={"name": "restart", "variants": THREE, **UNIFORM}
+            ).json()["cb_model_id"]
+            served = [fetch(client, test_id, request_id=f"r-{i}") for i in range(30)]
+            reward(
+                client,
+                test_id,
+                *({"request_id": a["request_id"], "reward": 1.0} for a in served[:10]),
+            )
+        server.stop()  # at once: what the workers had not moved yet waits in Redis
+        server.start()
+        with server.client() as client:
+            records = logged(client, test_id, 30, 10)
+        assert sorted(r["request_id"] for r in records) == sorted(a["request_id"] for a in served)
+    finally:
+        server.stop()
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+# --- Moving it into the database, in this process -------------------------------------------
+
+
+def test_moving_the_log_twice_writes_each_decision_and_reward_once(in_process):
+    test = create(variants={0: "Blue", 1: "Green"}, holdout_share=0.2)
+    for i in range(5):
+        decide(test, f"visit-{i}", colour="red")
+    reward_in_process(
+        test, entry(0, 1.0, request_id="visit-1"), entry(1, 0.5, request_id="visit-3")
+    )
+    found = log.read([str(test.id)], 100)
+    assert [e.kind for e in found[str(test.id)]] == ["d"] * 5 + ["r", "r"]
+    decision_log._write(found)
+    decision_log._write(found)  # a worker that stopped before trimming: written again
+    rows = LoggedDecision.objects.filter(test=test).order_by("decided_at", "id")
+    assert [row.request_id for row in rows] == [f"visit-{i}" for i in range(5)]
+    assert {row.request_id: row.reward for row in rows} == {
+        "visit-0": None,
+        "visit-1": 1.0,
+        "visit-2": None,
+        "visit-3": 0.5,
+        "visit-4": None,
+    }
+    assert rows[0].context == {"colour": "red"} and rows[0].learning["holdout_share"] == 0.2
+    assert in_process.xlen(keys.log(str(test.id))) == 0  # trimmed once written
+    assert decision_log.move_all() == 0
+
+
+def test_no_log_when_it_is_turned_off(in_process, settings):
+    settings.SCOUT_DECISION_LOG_DAYS = 0
+    test = create()
+    decide(test, "visit-1")
+    reward_in_process(test, entry(0, 1.0, request_id="visit-1"))
+    assert not in_process.exists(keys.log(str(test.id)))
