@@ -212,6 +212,8 @@ def dashboard(test_id: str) -> dict[str, Any]:
         "default_rewards": sum(
             summary["default_rewards"] for summary in details["performance_summary"].values()
         ),
+        "holdout": holdout(details["evaluation"]["holdout"]),
+        "logged_decisions": details["evaluation"]["logged_decisions"],
         "model": _model(snapshot.stats),
         "learning": details["total_updates"] >= details["minimum_update_requests_for_stats"],
         "trail_time_window_minutes": details["trail_time_window_minutes"],
@@ -230,6 +232,42 @@ def dashboard(test_id: str) -> dict[str, Any]:
             else None
         ),
     }
+
+
+def holdout(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The holdout's share, and what it says of the bandit in words a product manager reads:
+    whether the bandit earns more than a plain split would, by how much, and how sure that is."""
+    share = evaluation["holdout_share"]
+    lift, relative = evaluation["lift"], evaluation["relative_lift"]
+    if lift is None:
+        if not share and not evaluation["holdout_rewards"]:
+            verdict = "No holdout: give the Test one to measure the bandit against a plain split."
+        else:
+            verdict = (
+                f"Not enough rewarded decisions yet ({evaluation['holdout_rewards']} of the "
+                f"holdout, {evaluation['bandit_rewards']} of the bandit) to compare them."
+            )
+        return {"share": share, "verdict": verdict, "clear": None}
+    if relative is not None:
+        size = f"{abs(relative['value']):.1%}"
+        span = f"between {relative['low']:+.1%} and {relative['high']:+.1%}"
+    else:
+        size = f"{abs(lift['value']):.4g}"
+        span = f"between {lift['low']:+.4g} and {lift['high']:+.4g}"
+    direction = "more" if lift["value"] >= 0 else "less"
+    if lift["low"] > 0 or lift["high"] < 0:
+        verdict = (
+            f"The bandit earns {size} {direction} per decision than a plain split would "
+            f"({span}, with 95% confidence)."
+        )
+        clear: bool | None = lift["low"] > 0
+    else:
+        verdict = (
+            f"No clear difference yet: the bandit earns {size} {direction} per decision than a "
+            f"plain split, but anywhere {span} is plausible."
+        )
+        clear = None
+    return {"share": share, "verdict": verdict, "clear": clear}
 
 
 def _feature_rows(analysis: dict[str, Any], labels: dict[int, str | int]) -> list[dict]:

@@ -1,9 +1,11 @@
 """The Tests pages of the operator's console: the list, the create form, deletion, and each
-Test's dashboard with its actions (rollout, variants added and retired, the reward window).
+Test's dashboard with its actions (rollout, variants added and retired, the reward window, the
+holdout) and its decision log as a download.
 
-Every change goes through `bandit.services` with the logged-in user as the audit actor, the
-same rules the REST API follows; the create form checks its values with the API's own
-serializer. What the dashboard shows is assembled in `bandit.dashboard`.
+Every change goes through `bandit.services` and `bandit.changes` with the logged-in user as the
+audit actor, the same rules the REST API follows; the forms (console.test_forms) check their
+values with the API's own serializer fields. What the dashboard shows is assembled in
+`bandit.dashboard`.
 """
 
 from __future__ import annotations
@@ -11,247 +13,38 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 from redis.exceptions import RedisError
-from rest_framework import serializers
 from unfold.admin import ModelAdmin
 from unfold.decorators import display
-from unfold.widgets import (
-    UnfoldAdminIntegerFieldWidget,
-    UnfoldAdminSelectWidget,
-    UnfoldAdminTextareaWidget,
-    UnfoldAdminTextInputWidget,
-)
 
-from api import serializers as shapes
 from api.access import actor_of
-from api.validation import first_message, validated
-from bandit import changes, dashboard, defaults, policy, services
+from bandit import changes, dashboard, decision_log, services
 from bandit.models import Test
-from core.errors import Conflict, ServiceError
+from console.test_forms import AddVariantsForm, HoldoutForm, RewardWindowForm, TestCreateForm
+from core.errors import ServiceError
 
 REDIS_DOWN = "Redis is unavailable right now; nothing was changed. Try again shortly."
 CHANGED_ON_THE_DASHBOARD = (
     "A Test changes through its dashboard's actions (variants, reward window, rollout), "
     "each through the services, not through the admin's change form."
 )
-
-
-class TestCreateForm(forms.ModelForm):
-    """A new Test: name, variant labels one per line (ids 0, 1, 2... in that order), and its
-    own trail window, granularity and minimum rewards (the current defaults preset)."""
-
-    variant_labels = forms.CharField(
-        label="Variants",
-        widget=UnfoldAdminTextareaWidget(attrs={"rows": 4, "placeholder": "Blue\nGreen"}),
-        help_text="One label per line; the first gets variant id 0, the next 1, and so on.",
-    )
-    trail_time_window_minutes = forms.IntegerField(
-        label="Trail window (minutes)",
-        widget=UnfoldAdminIntegerFieldWidget,
-        help_text="How far back the dashboard's charts and the trails reach.",
-    )
-    trail_bucket_granularity_seconds = forms.IntegerField(
-        label="Trail granularity (seconds)",
-        widget=UnfoldAdminIntegerFieldWidget,
-        help_text="The size of one point of the charts.",
-    )
-    minimum_update_requests = forms.IntegerField(
-        label="Minimum rewards",
-        widget=UnfoldAdminIntegerFieldWidget,
-        help_text="Until the Test has this many rewards, variants are chosen uniformly.",
-    )
-    sampling = forms.ChoiceField(
-        label="Sampling",
-        choices=[
-            (policy.FOCUSED, "Focused (recommended)"),
-            (policy.OPTIMISTIC, "Optimistic"),
-            (policy.STANDARD, "Standard Thompson sampling"),
-        ],
-        initial=policy.FOCUSED,
-        widget=UnfoldAdminSelectWidget,
-        help_text=(
-            "Optimistic never samples a variant below its estimate: it explores what is "
-            "uncertain and spends less on bad luck. Focused is optimistic, and with more than "
-            "three variants lets about three of them compete by their draws in each decision, "
-            "the rest by their estimates. Standard is the textbook rule."
-        ),
-    )
-    prior = forms.ChoiceField(
-        label="Prior of a rate",
-        choices=[
-            (policy.POOLED, "Pooled (recommended)"),
-            (policy.FLAT, "Flat, Beta(1, 1)"),
-        ],
-        initial=policy.POOLED,
-        widget=UnfoldAdminSelectWidget,
-        help_text=(
-            "For 0/1 rewards. Pooled starts each variant's estimate at the rate of the whole "
-            "Test, which spares exploring many variants whose rates are low; flat starts every "
-            "variant at 50%."
-        ),
-    )
-    forgetting = forms.ChoiceField(
-        label="Forgetting",
-        choices=[
-            (policy.ON_CHANGE, "When its rewards change (recommended)"),
-            (policy.NEVER, "Never"),
-        ],
-        initial=policy.ON_CHANGE,
-        widget=UnfoldAdminSelectWidget,
-        help_text=(
-            "When a variant's recent rewards differ from the rest of its evidence by more than "
-            "chance allows, it learns from its recent rewards alone, so yesterday's winner "
-            "does not keep its traffic. Tests with a context never forget."
-        ),
-    )
-
-    minimum_variant_share = forms.FloatField(
-        label="Minimum share of each variant",
-        initial=0.0,
-        widget=UnfoldAdminIntegerFieldWidget(attrs={"step": "any"}),
-        help_text=(
-            "Each variant keeps at least this share of the decisions (0 to 1/k for k "
-            "variants), so the Test never stops looking at any of them. 0: no floor."
-        ),
-    )
-    sticky_assignment = forms.BooleanField(
-        label="Sticky assignment",
-        required=False,
-        help_text=(
-            "A visitor (the decision's unit_id) keeps the variant it was given, so the page "
-            "does not change on every load."
-        ),
-    )
-    sticky_seconds = forms.IntegerField(
-        label="Sticky for (seconds)",
-        initial=86_400,
-        widget=UnfoldAdminIntegerFieldWidget,
-        help_text="How long a visitor keeps its variant, from when it was given.",
-    )
-    reward_window_seconds = forms.IntegerField(
-        label="Reward window (seconds)",
-        required=False,
-        widget=UnfoldAdminIntegerFieldWidget(attrs={"placeholder": "off"}),
-        help_text=(
-            "How long a decision waits for its reward; one that gets none in time counts the "
-            "default reward. Leave empty when every decision gets a reward."
-        ),
-    )
-    default_reward = forms.FloatField(
-        label="Default reward",
-        initial=0.0,
-        widget=UnfoldAdminIntegerFieldWidget(attrs={"step": "any"}),
-        help_text="What a decision counts when its window closes without a reward.",
-    )
-
-    class Meta:
-        model = Test
-        fields = ["name"]
-        widgets = {"name": UnfoldAdminTextInputWidget}
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        for name, value in defaults.current().as_dict().items():
-            self.fields[name].initial = value
-
-    def clean_name(self) -> str:
-        return _checked(lambda: _field("name").run_validation(self.cleaned_data.get("name")))
-
-    def clean_variant_labels(self) -> dict[int, str]:
-        lines = [line.strip() for line in self.cleaned_data["variant_labels"].splitlines()]
-        labels = {str(i): label for i, label in enumerate(line for line in lines if line)}
-        return _checked(lambda: _field("variants").run_validation(labels))
-
-    def clean_reward_window_seconds(self) -> int | None:
-        return _checked(
-            lambda: _field("reward_window_seconds").run_validation(
-                self.cleaned_data.get("reward_window_seconds")
-            )
-        )
-
-    def clean_sticky_seconds(self) -> int:
-        return _checked(
-            lambda: _field("sticky_seconds").run_validation(self.cleaned_data.get("sticky_seconds"))
-        )
-
-    def clean_default_reward(self) -> float:
-        return _checked(
-            lambda: _field("default_reward").run_validation(self.cleaned_data.get("default_reward"))
-        )
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        assert cleaned is not None  # Django's clean() answers cleaned_data; overrides may not
-        share, labels = cleaned.get("minimum_variant_share"), cleaned.get("variant_labels")
-        if share is not None and labels:
-            problem = defaults.minimum_share_problem(share, len(labels))
-            if problem:
-                self.add_error("minimum_variant_share", problem)
-        chosen = {name: cleaned.get(name) for name in shapes.TestSettingsFields.SETTINGS}
-        if None not in chosen.values():
-            cleaned["test_settings"] = _checked(
-                lambda: validated(shapes.TestSettingsFields, chosen)["test_settings"]
-            )
-        return cleaned
-
-
-class AddVariantsForm(forms.Form):
-    """Labels of variants to add, one per line; they get the next ids after every id the Test
-    ever had."""
-
-    variant_labels = forms.CharField(
-        label="New variants",
-        widget=UnfoldAdminTextareaWidget(attrs={"rows": 3, "placeholder": "Purple"}),
-        help_text="One label per line.",
-    )
-
-    def __init__(self, *args: Any, first_id: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.first_id = first_id
-
-    def clean_variant_labels(self) -> dict[int, str]:
-        lines = [line.strip() for line in self.cleaned_data["variant_labels"].splitlines()]
-        labels = {
-            str(self.first_id + i): label for i, label in enumerate(line for line in lines if line)
-        }
-        field = shapes.AddVariantsRequest().fields["variants"]
-        return _checked(lambda: field.run_validation(labels))
-
-
-class RewardWindowForm(forms.Form):
-    """A running Test's reward window and default reward, checked by the API's own fields."""
-
-    reward_window_seconds = TestCreateForm.base_fields["reward_window_seconds"]
-    default_reward = TestCreateForm.base_fields["default_reward"]
-    clean_reward_window_seconds = TestCreateForm.clean_reward_window_seconds
-    clean_default_reward = TestCreateForm.clean_default_reward
-
-
-def _field(name: str) -> serializers.Field:
-    """A field of the API's create serializer, bound to its name."""
-    return shapes.CreateTestRequest().fields[name]
-
-
-def _checked(check: Callable[[], Any]) -> Any:
-    """Run a check of the API's serializers; its refusal becomes a form error."""
-    try:
-        return check()
-    except serializers.ValidationError as exc:
-        raise forms.ValidationError(first_message(exc.detail)) from None
-    except Conflict as exc:  # two variants with one label
-        raise forms.ValidationError(exc.detail) from None
 
 
 class TestChangeList(ChangeList):
@@ -317,6 +110,7 @@ class TestAdmin(ModelAdmin):
             },
         ),
         ("Rewards that never come", {"fields": ("reward_window_seconds", "default_reward")}),
+        ("Measuring it against a plain split", {"fields": ("holdout_share",)}),
     )
 
     # --- The list -------------------------------------------------------------------------
@@ -386,6 +180,7 @@ class TestAdmin(ModelAdmin):
             minimum_variant_share=form.cleaned_data["minimum_variant_share"],
             sticky_assignment=form.cleaned_data["sticky_assignment"],
             sticky_seconds=form.cleaned_data["sticky_seconds"],
+            holdout_share=form.cleaned_data["holdout_share"],
             actor=actor_of(request),
         )
         for field in Test._meta.concrete_fields:
@@ -452,6 +247,16 @@ class TestAdmin(ModelAdmin):
                 "<uuid:object_id>/reward_window/",
                 wrap(self.reward_window_view),
                 name="bandit_test_reward_window",
+            ),
+            path(
+                "<uuid:object_id>/holdout/",
+                wrap(self.holdout_view),
+                name="bandit_test_holdout",
+            ),
+            path(
+                "<uuid:object_id>/decision_log.csv",
+                wrap(self.decision_log_view),
+                name="bandit_test_decision_log",
             ),
             path(
                 "<uuid:object_id>/clear_rollout/",
@@ -674,6 +479,48 @@ class TestAdmin(ModelAdmin):
             "test": test,
         }
         return TemplateResponse(request, "admin/bandit/test/settings_form.html", context)
+
+    def holdout_view(self, request: HttpRequest, object_id: str):
+        """Change the share of the Test's decisions chosen uniformly at random; it holds from
+        the next decision on, on every worker."""
+        test = self._test_or_404(request, object_id)
+        if not self.has_change_permission(request, test):
+            raise PermissionDenied
+        form = HoldoutForm(request.POST or None, initial={"holdout_share": test.holdout_share})
+        if request.method == "POST" and form.is_valid():
+            share = form.cleaned_data["holdout_share"]
+            try:
+                changes.set_holdout_share(str(test.pk), share, actor=actor_of(request))
+            except (ServiceError, RedisError) as exc:
+                messages.error(request, _reason(exc))
+            else:
+                messages.success(
+                    request, f"{share:.0%} of the decisions are the holdout's from now on."
+                )
+                return self._back(test)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Holdout of “{test.name}”",
+            "text": (
+                "This share of the decisions is chosen uniformly at random, as a plain split "
+                "would choose, and still teaches the Test. Comparing their rewards with the "
+                "bandit's tells whether the bandit earns more. A larger share measures the "
+                "difference sooner and costs more while the bandit is ahead."
+            ),
+            "form": form,
+            "opts": self.opts,
+            "original": test,
+            "test": test,
+        }
+        return TemplateResponse(request, "admin/bandit/test/settings_form.html", context)
+
+    def decision_log_view(self, request: HttpRequest, object_id: str) -> StreamingHttpResponse:
+        """The Test's decision log as a CSV download, streamed as the API streams it."""
+        test = self._test_or_404(request, object_id)
+        lines = decision_log.csv_lines(decision_log.records(test, None, None))
+        response = StreamingHttpResponse(lines, content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="decision-log-{test.pk}.csv"'
+        return response
 
     def _confirm(self, request: HttpRequest, test: Test, *, title: str, text: str, button: str):
         context = {

@@ -321,3 +321,64 @@ def test_retiring_needs_the_confirmation_post_and_keeps_two_in_service(
         data={"csrfmiddlewaretoken": csrf(browser_session), "variant_labels": "  \n"},
     )
     assert empty.status_code == 200 and "This field is required" in empty.text
+
+
+def test_the_holdout_form_checks_its_input_and_holds_from_the_next_decision(
+    browser_session, make_test, api
+):
+    test_id = make_test(f"Holdout {uuid.uuid4().hex[:6]}", minimum_update_requests=1_000_000)[
+        "cb_model_id"
+    ]
+    page = browser_session.get(f"/admin/bandit/test/{test_id}/change/")
+    assert 'data-field="holdout">off' in page.text and "No holdout" in page.text
+    url = f"/admin/bandit/test/{test_id}/holdout/"
+    form = browser_session.get(url)
+    assert form.status_code == 200 and 'name="holdout_share"' in form.text
+    assert browser_session.post(url, data={"holdout_share": "0.2"}).status_code == 403
+    for share, says in [("0.6", "between 0 and 0.5"), ("-1", "between 0 and 0.5"), ("x", "number")]:
+        refused = browser_session.post(
+            url, data={"csrfmiddlewaretoken": csrf(browser_session), "holdout_share": share}
+        )
+        assert refused.status_code == 200 and says in refused.text, share
+        assert details(api, test_id)["holdout_share"] == 0.0
+    saved = browser_session.post(
+        url, data={"csrfmiddlewaretoken": csrf(browser_session), "holdout_share": "0.5"}
+    )
+    assert saved.status_code == 302
+    assert details(api, test_id)["holdout_share"] == 0.5
+    assert any(fetch(api, test_id)["holdout"] for _ in range(60))
+    page = browser_session.get(f"/admin/bandit/test/{test_id}/change/")
+    assert 'data-field="holdout">50%' in page.text
+
+
+def test_the_dashboard_says_whether_the_bandit_beats_the_holdout(browser_session, make_test, api):
+    """Variant 0 always earns 1 and the other 0: the bandit soon beats the plain split."""
+    test_id = make_test(
+        f"Lift {uuid.uuid4().hex[:6]}",
+        variants={"0": "A", "1": "B", "2": "C"},
+        minimum_update_requests=10,
+        holdout_share=0.3,
+    )["cb_model_id"]
+    for i in range(200):
+        answer = fetch(api, test_id, request_id=f"v{i}")
+        reward(api, test_id, {"request_id": f"v{i}", "reward": float(answer["variant_id"] == 0)})
+    deadline = time.monotonic() + 30
+    while details(api, test_id)["evaluation"]["logged_rewards"] < 200:
+        assert time.monotonic() < deadline, "the decision log did not fill"
+        time.sleep(0.3)
+    page = browser_session.get(f"/admin/bandit/test/{test_id}/live/")
+    assert page.status_code == 200
+    assert "bandit ahead" in page.text
+    assert "The bandit earns" in page.text and "more per decision than a plain split" in page.text
+    download = browser_session.get(f"/admin/bandit/test/{test_id}/decision_log.csv")
+    assert download.status_code == 200 and download.headers["content-type"].startswith("text/csv")
+    lines = download.text.splitlines()
+    assert lines[0].startswith("decided_at,request_id,variant_id") and len(lines) == 201
+    assert session_less_download_is_refused(browser_session, test_id)
+
+
+def session_less_download_is_refused(browser_session: httpx.Client, test_id: str) -> bool:
+    """The download is a console page: without a staff login it sends to the login page."""
+    with httpx.Client(base_url=str(browser_session.base_url), follow_redirects=False) as client:
+        response = client.get(f"/admin/bandit/test/{test_id}/decision_log.csv")
+    return response.status_code == 302 and "/admin/login/" in response.headers["location"]
