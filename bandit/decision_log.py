@@ -24,15 +24,16 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Count, F, Q, Sum
+from django.db import connection, models, transaction
+from django.db.models import Count, F, Sum
 from django.utils import timezone
 
 from bandit import estimators
-from bandit.models import LoggedDecision, Test
+from bandit.models import LoggedDecision, LoggedReward, Test
 from bandit.state import log
 from core import periodic
 
@@ -71,78 +72,104 @@ def move_all() -> int:
 
 def _write(found: dict[str, list[log.Entry]]) -> int:
     """Write the entries read, then take them out of the streams."""
-    known = {
-        str(test_id)
+    tests = {
+        str(test_id): test_id
         for test_id in Test.objects.filter(pk__in=list(found)).values_list("id", flat=True)
     }
-    with transaction.atomic():
-        for test_id, entries in found.items():
-            if test_id in known:  # a Test deleted meanwhile keeps no log
-                _write_test(test_id, entries)
+    decisions: list[tuple[Any, ...]] = []
+    rewards: list[tuple[Any, ...]] = []
+    for test_id, entries in found.items():
+        if test_id not in tests:  # a Test deleted meanwhile keeps no log
+            continue
+        test = _TEST_ID.get_db_prep_save(tests[test_id], connection)
+        for entry in entries:
+            if entry.kind == "d":
+                decisions.append(_decision_row(test, entry))
+            elif entry.kind == "r" and entry.fields.get("h"):  # a decision the log holds
+                rewards.append(_reward_row(test, entry))
+    with transaction.atomic(), connection.cursor() as cursor:
+        if decisions:
+            cursor.executemany(_insert(LoggedDecision, _DECISION_COLUMNS), decisions)
+        if rewards:
+            cursor.executemany(_insert(LoggedReward, _REWARD_COLUMNS), rewards)
     log.trim({test_id: entries[-1].id for test_id, entries in found.items()})
     return sum(len(entries) for entries in found.values())
 
 
-def _write_test(test_id: str, entries: Sequence[log.Entry]) -> None:
-    LoggedDecision.objects.bulk_create(
-        [_decision(test_id, entry) for entry in entries if entry.kind == "d"],
-        ignore_conflicts=True,
-        batch_size=500,
+# Rows are written with one INSERT per batch and no model instances: the log takes every
+# decision and reward of every Test, and building a model object per row costs the worker that
+# moves them more than the database takes to store them. A row already written (the same entry
+# of the same Test) is left as it is.
+_TEST_ID = Test._meta.pk
+_DECISION_COLUMNS = (
+    "test_id",
+    "entry",
+    "decided_at",
+    "request_id",
+    "variant_id",
+    "propensity",
+    "holdout",
+    "is_global_rollout",
+    "context",
+    "learning",
+    "ranking",
+)
+_REWARD_COLUMNS = (
+    "test_id",
+    "entry",
+    "rewarded_at",
+    "request_id",
+    "variant_id",
+    "reward",
+    "defaulted",
+    "holdout",
+    "is_global_rollout",
+)
+
+
+def _insert(model: type[models.Model], columns: Sequence[str]) -> str:
+    quote = connection.ops.quote_name
+    return (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(map(quote, columns))}) "
+        f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT (test_id, entry) DO NOTHING"
     )
-    rewards = [entry for entry in entries if entry.kind == "r"]
-    if not rewards:
-        return
-    waiting: dict[str, list[LoggedDecision]] = {}
-    for row in LoggedDecision.objects.filter(
-        test_id=test_id,
-        request_id__in={entry.fields["r"] for entry in rewards},
-        reward__isnull=True,
-    ).order_by("decided_at"):
-        waiting.setdefault(row.request_id, []).append(row)
-    rewarded = []
-    for entry in rewards:
-        decision = _decision_rewarded(waiting.get(entry.fields["r"], []), entry)
-        if decision is not None:
-            decision.reward = float(entry.fields["y"])
-            decision.rewarded_at = _time(entry.at)
-            decision.reward_defaulted = entry.fields.get("d") == "1"
-            rewarded.append(decision)
-    LoggedDecision.objects.bulk_update(
-        rewarded, ["reward", "rewarded_at", "reward_defaulted"], batch_size=500
-    )
 
 
-def _decision_rewarded(rows: list[LoggedDecision], entry: log.Entry) -> LoggedDecision | None:
-    """The latest decision of the request id made before its reward, of the variant the
-    reward is for (a ranked decision keeps the reward of its first variant), not rewarded
-    yet. None when the log does not hold it (made before the log was on, or dropped)."""
-    variant = int(entry.fields["v"])
-    for row in reversed(rows):
-        if row.reward is None and row.variant_id == variant and row.decided_at <= _time(entry.at):
-            return row
-    return None
-
-
-def _decision(test_id: str, entry: log.Entry) -> LoggedDecision:
+def _decision_row(test: Any, entry: log.Entry) -> tuple[Any, ...]:
     fields = entry.fields
-    ranking = fields.get("rk", "")
-    return LoggedDecision(
-        test_id=test_id,
-        entry=entry.id,
-        decided_at=_time(entry.at),
-        request_id=fields["r"],
-        variant_id=int(fields["v"]),
-        propensity=float(fields["p"]),
-        holdout=fields.get("h") == "1",
-        is_global_rollout=fields.get("g") == "1",
-        context=json.loads(fields.get("c") or "{}"),
-        learning=json.loads(fields.get("l") or "{}"),
-        ranking=[int(variant) for variant in ranking.split(",")] if ranking else None,
+    return (
+        test,
+        entry.id,
+        _time(entry.at),
+        fields["r"],
+        int(fields["v"]),
+        float(fields["p"]),
+        fields.get("h") == "1",
+        fields.get("g") == "1",
+        fields.get("c") or "{}",
+        fields.get("l") or "{}",
+        fields.get("rk", ""),
     )
 
 
-def _time(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=UTC)
+def _reward_row(test: Any, entry: log.Entry) -> tuple[Any, ...]:
+    fields = entry.fields
+    return (
+        test,
+        entry.id,
+        _time(entry.at),
+        fields["r"],
+        int(fields["v"]),
+        float(fields["y"]),
+        fields.get("d") == "1",
+        fields["h"] == "1",
+        fields["h"] == "g",
+    )
+
+
+def _time(seconds: float) -> Any:
+    """A time as the database's driver takes it."""
+    return connection.ops.adapt_datetimefield_value(datetime.fromtimestamp(seconds, tz=UTC))
 
 
 def _purge_if_due() -> None:
@@ -153,6 +180,7 @@ def _purge_if_due() -> None:
     _purged_at = time.monotonic()
     cutoff = timezone.now() - timedelta(days=settings.SCOUT_DECISION_LOG_DAYS)
     deleted, _ = LoggedDecision.objects.filter(decided_at__lt=cutoff).delete()
+    LoggedReward.objects.filter(rewarded_at__lt=cutoff).delete()
     if deleted:
         logger.info("Decision log purged", extra={"decisions": deleted, "before": cutoff})
 
@@ -180,25 +208,73 @@ COLUMNS = (
     "rewarded_at",
     "reward_defaulted",
 )
-_FIELDS = tuple(name for name in COLUMNS if name != "variant_label")
 
 
 def records(test: Test, start: datetime | None, end: datetime | None) -> Iterator[dict[str, Any]]:
-    """The Test's logged decisions decided in [start, end), oldest first, one at a time from
-    a database cursor: a log of any size streams in constant memory."""
+    """The Test's logged decisions decided in [start, end), oldest first, each with its
+    reward: read from a database cursor a chunk at a time, with the rewards of each chunk in
+    one query, so that a log of any size streams in constant memory."""
     rows = LoggedDecision.objects.filter(test=test)
     if start is not None:
         rows = rows.filter(decided_at__gte=start)
     if end is not None:
         rows = rows.filter(decided_at__lt=end)
+    decided = rows.order_by("decided_at", "id").values_list(*_DECISION_FIELDS).iterator(CHUNK)
     labels = test.variants
-    for values in rows.order_by("decided_at", "id").values_list(*_FIELDS).iterator(2_000):
-        record = dict(zip(_FIELDS, values, strict=True))
-        record["variant_label"] = labels.get(str(record["variant_id"]))
-        for name in ("decided_at", "rewarded_at"):
-            if record[name] is not None:
-                record[name] = record[name].astimezone(UTC).isoformat().replace("+00:00", "Z")
-        yield {name: record[name] for name in COLUMNS}
+    while chunk := list(islice(decided, CHUNK)):
+        rewards = _rewards_of(test, chunk)
+        for values in chunk:
+            decision = dict(zip(_DECISION_FIELDS, values, strict=True))
+            reward = rewards.get((decision["request_id"], decision["variant_id"]))
+            yield {
+                "decided_at": _iso(decision["decided_at"]),
+                "request_id": decision["request_id"],
+                "variant_id": decision["variant_id"],
+                "variant_label": labels.get(str(decision["variant_id"])),
+                "propensity": decision["propensity"],
+                "holdout": decision["holdout"],
+                "is_global_rollout": decision["is_global_rollout"],
+                "context": json.loads(decision["context"]),
+                "learning": json.loads(decision["learning"]),
+                "ranking": [int(v) for v in decision["ranking"].split(",")]
+                if decision["ranking"]
+                else None,
+                "reward": reward[0] if reward else None,
+                "rewarded_at": _iso(reward[1]) if reward else None,
+                "reward_defaulted": reward[2] if reward else False,
+            }
+
+
+CHUNK = 2_000
+_DECISION_FIELDS = (
+    "decided_at",
+    "request_id",
+    "variant_id",
+    "propensity",
+    "holdout",
+    "is_global_rollout",
+    "context",
+    "learning",
+    "ranking",
+)
+
+
+def _rewards_of(
+    test: Test, chunk: list[tuple[Any, ...]]
+) -> dict[tuple[str, int], tuple[float, datetime, bool]]:
+    """The first reward of each decision of the chunk, by request id and variant."""
+    found: dict[tuple[str, int], tuple[float, datetime, bool]] = {}
+    for request_id, variant_id, reward, at, defaulted in (
+        LoggedReward.objects.filter(test=test, request_id__in={row[1] for row in chunk})
+        .order_by("rewarded_at", "id")
+        .values_list("request_id", "variant_id", "reward", "rewarded_at", "defaulted")
+    ):
+        found.setdefault((request_id, variant_id), (reward, at, defaulted))
+    return found
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def json_lines(records: Iterator[dict[str, Any]]) -> Iterator[bytes]:
@@ -237,7 +313,7 @@ def holdout(test: Test) -> dict[str, Any]:
     log holds. Rolled-out decisions belong to neither."""
     sums = {True: estimators.Sums(0, 0.0, 0.0), False: estimators.Sums(0, 0.0, 0.0)}
     for row in (
-        LoggedDecision.objects.filter(test=test, reward__isnull=False, is_global_rollout=False)
+        LoggedReward.objects.filter(test=test, is_global_rollout=False)
         .values("holdout")
         .annotate(n=Count("id"), total=Sum("reward"), squares=Sum(F("reward") * F("reward")))
     ):
@@ -268,7 +344,8 @@ def _relative(
 
 
 def logged_count(test: Test) -> dict[str, int]:
-    """How many decisions the log holds for the Test, and how many of them were rewarded."""
-    return LoggedDecision.objects.filter(test=test).aggregate(
-        decisions=Count("id"), rewarded=Count("id", filter=Q(reward__isnull=False))
-    )
+    """How many decisions and rewards the log holds for the Test."""
+    return {
+        "decisions": LoggedDecision.objects.filter(test=test).count(),
+        "rewarded": LoggedReward.objects.filter(test=test).count(),
+    }

@@ -96,9 +96,9 @@ class Checkpoint(models.Model):
 
 
 class LoggedDecision(models.Model):
-    """One decision and the reward it earned, kept for SCOUT_DECISION_LOG_DAYS so that what
-    the bandit did can be measured and replayed (bandit.decision_log). Written in batches off
-    the request path from a stream in Redis."""
+    """One decision, kept for SCOUT_DECISION_LOG_DAYS so that what the bandit did can be
+    measured and replayed (bandit.decision_log). Written in batches off the request path from
+    a stream in Redis; its reward, if one came, is a LoggedReward of the same request id."""
 
     test = models.ForeignKey(Test, on_delete=models.CASCADE, related_name="logged_decisions")
     # The id of its entry in the Test's stream in Redis: writing a batch twice is harmless.
@@ -110,15 +110,12 @@ class LoggedDecision(models.Model):
     propensity = models.FloatField()
     holdout = models.BooleanField(default=False)
     is_global_rollout = models.BooleanField(default=False)
-    context = models.JSONField(default=dict)
+    # As JSON text, as the decision script wrote them: parsed only when read.
+    context = models.TextField(default="{}")
     # The Test's learning settings when it decided (sampling, prior, forgetting, shares).
-    learning = models.JSONField(default=dict)
-    # A ranked decision's variants, best first (its first is `variant_id`).
-    ranking = models.JSONField(null=True, blank=True)
-    reward = models.FloatField(null=True, blank=True)
-    rewarded_at = models.DateTimeField(null=True, blank=True)
-    # The reward is the Test's default: its reward window closed without one.
-    reward_defaulted = models.BooleanField(default=False)
+    learning = models.TextField(default="{}")
+    # A ranked decision's variants, best first ("2,0,1"; its first is `variant_id`).
+    ranking = models.CharField(max_length=10_000, blank=True, default="")
 
     class Meta:
         constraints = [
@@ -126,9 +123,36 @@ class LoggedDecision(models.Model):
         ]
         indexes = [
             models.Index(fields=["test", "decided_at"], name="logged_decision_time"),
-            models.Index(fields=["test", "request_id"], name="logged_decision_request"),
             models.Index(fields=["decided_at"], name="logged_decision_retention"),
         ]
 
     def __str__(self) -> str:
         return f"Decision {self.request_id} of {self.test_id}"
+
+
+class LoggedReward(models.Model):
+    """A reward counted for a logged decision (or the default that closed its window), with
+    how the decision was chosen, so that the holdout is measured from this table alone."""
+
+    test = models.ForeignKey(Test, on_delete=models.CASCADE, related_name="logged_rewards")
+    entry = models.CharField(max_length=40)
+    rewarded_at = models.DateTimeField()
+    request_id = models.CharField(max_length=200)
+    variant_id = models.PositiveIntegerField()
+    reward = models.FloatField()
+    # The Test's default: the decision's reward window closed without a reward.
+    defaulted = models.BooleanField(default=False)
+    holdout = models.BooleanField(default=False)
+    is_global_rollout = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["test", "entry"], name="logged_reward_entry")
+        ]
+        indexes = [
+            models.Index(fields=["test", "request_id"], name="logged_reward_request"),
+            models.Index(fields=["rewarded_at"], name="logged_reward_retention"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Reward of {self.request_id} of {self.test_id}"

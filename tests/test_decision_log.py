@@ -15,9 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from bandit import decision_log
-from bandit.models import LoggedDecision
+from bandit import decision_log, services
+from bandit.models import LoggedDecision, LoggedReward
 from bandit.state import keys, log
+from system import config
 from tests.conftest import details, fetch, reward
 from tests.live import ScoutServer
 from tests.test_services import create, decide, entry
@@ -282,18 +283,34 @@ def test_moving_the_log_twice_writes_each_decision_and_reward_once(in_process):
     assert [e.kind for e in found[str(test.id)]] == ["d"] * 5 + ["r", "r"]
     decision_log._write(found)
     decision_log._write(found)  # a worker that stopped before trimming: written again
-    rows = LoggedDecision.objects.filter(test=test).order_by("decided_at", "id")
-    assert [row.request_id for row in rows] == [f"visit-{i}" for i in range(5)]
-    assert {row.request_id: row.reward for row in rows} == {
-        "visit-0": None,
-        "visit-1": 1.0,
-        "visit-2": None,
-        "visit-3": 0.5,
-        "visit-4": None,
-    }
-    assert rows[0].context == {"colour": "red"} and rows[0].learning["holdout_share"] == 0.2
+    assert LoggedDecision.objects.filter(test=test).count() == 5
+    assert LoggedReward.objects.filter(test=test).count() == 2
+    records = list(decision_log.records(test, None, None))
+    assert [r["request_id"] for r in records] == [f"visit-{i}" for i in range(5)]
+    assert [r["reward"] for r in records] == [None, 1.0, None, 0.5, None]
+    assert records[0]["context"] == {"colour": "red"}
+    assert records[0]["learning"]["holdout_share"] == 0.2
     assert in_process.xlen(keys.log(str(test.id))) == 0  # trimmed once written
     assert decision_log.move_all() == 0
+
+
+def test_a_ranked_decision_logs_the_reward_of_its_first_variant(in_process):
+    test = create(variants={0: "Blue", 1: "Green", 2: "Red"})
+    ranking = services.recommend(
+        str(test.id), context={}, request_id="ranked", settings_in_force=config.known(), ranked=True
+    ).ranking
+    assert ranking is not None
+    first, second = ranking[0][0], ranking[1][0]
+    reward_in_process(
+        test,
+        entry(0, 0.25, request_id="ranked", variant=second),
+        entry(1, 1.0, request_id="ranked", variant=first),
+    )
+    decision_log.move_all()
+    [record] = decision_log.records(test, None, None)
+    assert record["variant_id"] == first and record["reward"] == 1.0
+    assert record["ranking"] == [variant for variant, _ in ranking]
+    assert LoggedReward.objects.filter(test=test).count() == 1
 
 
 def test_no_log_when_it_is_turned_off(in_process, settings):

@@ -13,9 +13,9 @@
 -- A ranked decision (fetch_ranked_variants) stores its ranking instead of one variant:
 -- "~<ids, best first>;<ids rewarded>|..."; the variant counted as decided is its first, which
 -- a sticky assignment or a rollout puts there. It waits for no reward window.
--- A decision is stored with the propensity of its variant and whether it is a holdout decision
--- (after a newline at the end, see bandit.state.keys); a unit's assignment keeps those it was
--- assigned with, and a rollout has a propensity of 1. Each new decision also goes into the
+-- A decision is stored with the propensity of its variant and how it was chosen: 1 by the
+-- holdout, 0 by the bandit, g by a global rollout, whose propensity is 1 (after a newline at
+-- the end, see bandit.state.keys); a unit's assignment keeps those it was assigned with. Each new decision also goes into the
 -- Test's log stream (bandit.state.log), unless the log is off (a backlog of 0).
 -- KEYS: meta, stats, vocab, feature analysis, the stored context, the prediction trail bucket,
 --       learn (read only: its reward count tells the worker whether its snapshot is behind),
@@ -101,7 +101,7 @@ if sticky and unit ~= '' then
     end
   end
 end
-if rollout then v = rollout; kind = 'rollout'; propensity, holdout = '1', '0' end
+if rollout then v = rollout; kind = 'rollout'; propensity, holdout = '1', 'g' end
 if ranking ~= '' then ranking = to_front(ranking, v) end
 redis.call('HINCRBY', KEYS[2], 'n', 1)
 redis.call('HINCRBY', KEYS[2], 'p:' .. v, 1)

@@ -31,8 +31,9 @@ T the tag):
 - `P:T:c:<request>` string `<variant>|<index>:<value>,...|<context keys as JSON>` (the
                     decision's features by vocabulary index) for the context TTL, or
                     `<variant>|r` once its reward was counted (a later reward is a duplicate);
-                    either ends with a newline, the propensity, a space and 1 or 0 (a holdout
-                    decision or not), which an earlier Scout did not store.
+                    either ends with a newline, the propensity, a space and how the variant
+                    was chosen: 1 by the holdout, 0 by the bandit, g by a global rollout
+                    (an earlier Scout stored neither).
                     A ranked decision (fetch_ranked_variants) starts with
                     `~<variants, best first>;<variants rewarded>` instead of `<variant>`, and
                     keeps its features: each variant of the ranking counts one reward.

@@ -119,6 +119,8 @@ for entry = 1, tonumber(ARGV[7]) do
   pos = keys_at + n_keys
   local status = 1
   local features, context_keys -- nil: the entry's own
+  local tail -- what follows the newline of its stored decision (see parse)
+  local logged = true -- a ranked decision's log keeps the reward of its first variant
   if closing then
     local key = KEYS[7 + key_index]
     local member = v .. '|' .. string.sub(key, request_at)
@@ -132,7 +134,7 @@ for entry = 1, tonumber(ARGV[7]) do
       end
       y = default_reward
       local stored = redis.call('GET', key)
-      local stored_features, stored_keys, tail
+      local stored_features, stored_keys
       if stored then
         local _served, _defaulted, _ranked
         _served, stored_features, stored_keys, _defaulted, _ranked, tail = parse(stored)
@@ -144,7 +146,7 @@ for entry = 1, tonumber(ARGV[7]) do
         -- A decision that expired (evicted) teaches its variant without its context.
         features, context_keys = stored_features or {}, stored_keys or {}
         if stored then
-          redis.call('SET', key, v .. '|d' .. tail, 'KEEPTTL')
+          redis.call('SET', key, v .. '|d' .. (tail or ''), 'KEEPTTL')
         else
           redis.call('SET', key, v .. '|d', 'EX', ttl)
         end
@@ -154,12 +156,13 @@ for entry = 1, tonumber(ARGV[7]) do
   elseif key_index > 0 then
     local key = KEYS[7 + key_index]
     local stored = redis.call('GET', key)
-    local served, stored_features, stored_keys, defaulted, ranked, tail
+    local served, stored_features, stored_keys, defaulted, ranked
     if stored then
       served, stored_features, stored_keys, defaulted, ranked, tail = parse(stored)
     end
     if ranked then
       local ranking, rewarded, rest = ranked[1], ranked[2], ranked[3]
+      logged = v == string.match(ranking, '^[^,]+')
       if v == '' then
         status = 10
       elseif not listed(ranking, v) then
@@ -199,10 +202,12 @@ for entry = 1, tonumber(ARGV[7]) do
       redis.call('SET', key, v .. '|r', 'EX', ttl)
     end
   end
-  if backlog > 0 and key_index > 0 and (status == 1 or status == 4 or status == 8) then
+  if backlog > 0 and key_index > 0 and logged and (status == 1 or status == 4 or status == 8) then
+    -- How its decision was chosen (decide.lua): '' for a decision gone or stored before.
+    local arm = string.match(tail or '', ' (%S+)$') or ''
     redis.call('XADD', KEYS[7], 'MAXLEN', '~', backlog, '*', 'k', 'r',
       'r', string.sub(KEYS[7 + key_index], request_at), 'v', v,
-      'y', string.format('%.17g', y), 'd', status == 8 and '1' or '0')
+      'y', string.format('%.17g', y), 'd', status == 8 and '1' or '0', 'h', arm)
   end
   if status == 1 or status == 4 or status == 8 then
     if not features then
