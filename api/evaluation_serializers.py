@@ -127,3 +127,42 @@ class DecisionLogQuery(serializers.Serializer):
         fields = super().get_fields()
         fields["from"] = fields.pop("from_")  # a Python keyword
         return fields
+
+
+class PolicyValue(serializers.Serializer):
+    policy = serializers.ChoiceField(
+        choices=("as_run", "uniform", "greedy", "variant"),
+        help_text=(
+            "as_run: the Test's own decisions; uniform: a plain split among the variants in "
+            "service; greedy: the variant the current model expects most of; variant: one "
+            "variant for everyone."
+        ),
+    )
+    variant_id = serializers.IntegerField(required=False)
+    variant_label = serializers.JSONField(required=False)
+    description = serializers.CharField()
+    ips = Estimate(allow_null=True, help_text="Inverse propensity scoring (null: < 2).")
+    snips = Estimate(allow_null=True, help_text="Self-normalised IPS.")
+    doubly_robust = Estimate(
+        allow_null=True, help_text="IPS on the current model's errors (null for as_run)."
+    )
+
+
+class EvaluationResponse(serializers.Serializer):
+    cb_model_id = serializers.UUIDField()
+    decisions = serializers.IntegerField(
+        help_text="The rewarded, not rolled-out logged decisions the estimates use."
+    )
+    first_decided_at = serializers.CharField(allow_null=True)
+    last_decided_at = serializers.CharField(allow_null=True)
+    policies = PolicyValue(many=True)
+
+
+class EvaluationQuery(serializers.Serializer):
+    from_ = UtcDateTimeField(required=False, help_text="The first decision time included.")
+    to = UtcDateTimeField(required=False, help_text="Decisions before this time (excluded).")
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")  # a Python keyword
+        return fields

@@ -12,7 +12,7 @@ from api import evaluation_serializers as shapes
 from api.serializers import READ_ERRORS, WRITE_ERRORS, errors
 from api.validation import validated
 from api.views import ApiView, body_object
-from bandit import changes, decision_log, services
+from bandit import changes, decision_log, evaluation, services
 
 _MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
 
@@ -52,6 +52,29 @@ class DecisionLogView(ApiView):
         response = StreamingHttpResponse(lines, content_type=_MEDIA_TYPES[kind])
         response["Content-Disposition"] = f'attachment; filename="decision-log-{test.id}.{kind}"'
         return response
+
+
+class EvaluationView(ApiView):
+    @extend_schema(
+        tags=["Evaluation"],
+        summary="How other policies would have done, from the decision log",
+        description=(
+            "The estimated mean reward, with 95% intervals (IPS, self-normalised IPS and "
+            "doubly robust with the current model), of the Test's policy as it ran, a plain "
+            "split, greedy on the current model and each variant alone, over the rewarded "
+            f"decisions of the log (the most recent {evaluation.MAX_DECISIONS:,} at most), "
+            "between `from` and `to`."
+        ),
+        parameters=[
+            OpenApiParameter("from", OpenApiTypes.DATETIME, description="First time included."),
+            OpenApiParameter("to", OpenApiTypes.DATETIME, description="Times before this."),
+        ],
+        responses={200: shapes.EvaluationResponse, **errors(400, 404, *READ_ERRORS)},
+    )
+    def get(self, request: Request, cb_model_id: str) -> Response:
+        query = validated(shapes.EvaluationQuery, request.query_params.dict())
+        test = services.get_test(cb_model_id)
+        return Response(evaluation.evaluate(test, query.get("from"), query.get("to")))
 
 
 class HoldoutShareView(ApiView):

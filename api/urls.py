@@ -39,6 +39,7 @@ urlpatterns = [
     re_path(
         rf"^decision_log/{ID}/?$", evaluation_views.DecisionLogView.as_view(), name="decision_log"
     ),
+    re_path(rf"^evaluation/{ID}/?$", evaluation_views.EvaluationView.as_view(), name="evaluation"),
     re_path(
         rf"^set_holdout_share/{ID}/?$",
         evaluation_views.HoldoutShareView.as_view(),

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from redis.exceptions import RedisError
 
-from bandit import policy, selectors, snapshots
+from bandit import evaluation, policy, selectors, services, snapshots
 from bandit.models import Test
 from bandit.state import reads
 from core.errors import NotFound
@@ -232,6 +232,27 @@ def dashboard(test_id: str) -> dict[str, Any]:
             else None
         ),
     }
+
+
+def policies(test_id: str) -> dict[str, Any]:
+    """What other policies would have earned on the Test's logged traffic (bandit.evaluation),
+    one row per policy: its best estimate (doubly robust where there is one) and the others."""
+    result = evaluation.evaluate(services.get_test(test_id), None, None)
+    rows = []
+    for entry in result["policies"]:
+        best = entry["doubly_robust"] or entry["snips"]
+        rows.append(
+            {
+                "name": entry["description"],
+                "as_run": entry["policy"] == "as_run",
+                "value": best["value"] if best else None,
+                "low": best["low"] if best else None,
+                "high": best["high"] if best else None,
+                "ips": entry["ips"]["value"] if entry["ips"] else None,
+                "snips": entry["snips"]["value"] if entry["snips"] else None,
+            }
+        )
+    return {"decisions": result["decisions"], "rows": rows}
 
 
 def holdout(evaluation: dict[str, Any]) -> dict[str, Any]:

@@ -222,12 +222,12 @@ def records(test: Test, start: datetime | None, end: datetime | None) -> Iterato
     decided = rows.order_by("decided_at", "id").values_list(*_DECISION_FIELDS).iterator(CHUNK)
     labels = test.variants
     while chunk := list(islice(decided, CHUNK)):
-        rewards = _rewards_of(test, chunk)
+        rewards = rewards_of(test, chunk)
         for values in chunk:
             decision = dict(zip(_DECISION_FIELDS, values, strict=True))
             reward = rewards.get((decision["request_id"], decision["variant_id"]))
             yield {
-                "decided_at": _iso(decision["decided_at"]),
+                "decided_at": iso(decision["decided_at"]),
                 "request_id": decision["request_id"],
                 "variant_id": decision["variant_id"],
                 "variant_label": labels.get(str(decision["variant_id"])),
@@ -240,7 +240,7 @@ def records(test: Test, start: datetime | None, end: datetime | None) -> Iterato
                 if decision["ranking"]
                 else None,
                 "reward": reward[0] if reward else None,
-                "rewarded_at": _iso(reward[1]) if reward else None,
+                "rewarded_at": iso(reward[1]) if reward else None,
                 "reward_defaulted": reward[2] if reward else False,
             }
 
@@ -259,7 +259,7 @@ _DECISION_FIELDS = (
 )
 
 
-def _rewards_of(
+def rewards_of(
     test: Test, chunk: list[tuple[Any, ...]]
 ) -> dict[tuple[str, int], tuple[float, datetime, bool]]:
     """The first reward of each decision of the chunk, by request id and variant."""
@@ -273,7 +273,7 @@ def _rewards_of(
     return found
 
 
-def _iso(moment: datetime) -> str:
+def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 

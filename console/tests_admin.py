@@ -296,8 +296,17 @@ class TestAdmin(ModelAdmin):
             "has_delete_permission": self.has_delete_permission(request, test),
             "has_change_permission": self.has_change_permission(request, test),
             "refresh_seconds": 5,
+            # Read once per page, not with every refresh: it reads the whole decision log.
+            "policies": self._policies(test),
         }
         return TemplateResponse(request, "admin/bandit/test/dashboard.html", context)
+
+    @staticmethod
+    def _policies(test: Test) -> dict[str, Any] | None:
+        try:
+            return dashboard.policies(str(test.pk))
+        except (ServiceError, RedisError):
+            return None  # the dashboard's own card says what is down
 
     def live_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The refreshing part of the dashboard, fetched every few seconds while it is open."""

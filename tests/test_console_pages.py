@@ -382,3 +382,26 @@ def session_less_download_is_refused(browser_session: httpx.Client, test_id: str
     with httpx.Client(base_url=str(browser_session.base_url), follow_redirects=False) as client:
         response = client.get(f"/admin/bandit/test/{test_id}/decision_log.csv")
     return response.status_code == 302 and "/admin/login/" in response.headers["location"]
+
+
+def test_the_dashboard_shows_what_other_policies_would_have_earned(browser_session, make_test, api):
+    test_id = make_test(
+        f"Policies {uuid.uuid4().hex[:6]}",
+        variants={"0": "A", "1": "B"},
+        minimum_update_requests=1_000_000,
+    )["cb_model_id"]
+    page = browser_session.get(f"/admin/bandit/test/{test_id}/change/")
+    assert (
+        "What other policies would have earned" in page.text
+        and "from the 0 rewarded" in page.text.lower()
+    )
+    for i in range(40):
+        answer = fetch(api, test_id, request_id=f"p{i}")
+        reward(api, test_id, {"request_id": f"p{i}", "reward": float(answer["variant_id"] == 1)})
+    deadline = time.monotonic() + 30
+    while details(api, test_id)["evaluation"]["logged_rewards"] < 40:
+        assert time.monotonic() < deadline, "the decision log did not fill"
+        time.sleep(0.3)
+    page = browser_session.get(f"/admin/bandit/test/{test_id}/change/")
+    assert "Estimated from the 40 rewarded decisions" in page.text
+    assert "Variant B for everyone." in page.text and "A plain split" in page.text

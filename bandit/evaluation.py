@@ -1,0 +1,157 @@
+"""Off-policy evaluation: how other policies would have done on a Test's own traffic,
+estimated from its decision log (bandit.decision_log) without running them.
+
+Each logged decision knows the probability with which its variant was chosen (its propensity),
+so its reward stands for the rewards of every policy that would have chosen the same variant
+there, weighed by how much more or less often that policy would have (bandit.estimators: IPS,
+self-normalised IPS, and doubly robust with the Test's current model as the reward model).
+Evaluated: the policy as it ran, uniform random among the variants in service now, each variant
+for everyone, and greedy on the current model (the variant with the best posterior mean for
+the decision's context). Rolled-out decisions chose with probability 1 and say nothing of
+other variants; they are left out, as are decisions whose reward the log does not hold.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+import numpy as np
+
+from bandit import decision_log, estimators, policy, snapshots
+from bandit.models import LoggedDecision, Test
+
+# The most recent decisions an evaluation reads, at most: enough for intervals a few tenths
+# of a percent wide, and a bounded cost per request.
+MAX_DECISIONS = 100_000
+
+
+def evaluate(test: Test, start: datetime | None, end: datetime | None) -> dict[str, Any]:
+    """Every policy's estimated mean reward over the Test's logged decisions in [start, end)."""
+    snapshot = snapshots.get(str(test.id))
+    assert snapshot is not None  # the Test exists: the caller has it
+    in_service = snapshot.definition.variant_ids
+    logged = _logged(test, start, end)
+    n = len(logged.rewards)
+    means = _predictions(snapshot, logged.contexts)  # (n, variants in service)
+    position = {variant: i for i, variant in enumerate(in_service)}
+    chosen = np.array([position.get(v, -1) for v in logged.variants], dtype=np.intp)
+    served = chosen >= 0  # the logged variant is in service now (else the model has no say)
+    predicted_logged = np.where(served, means[np.arange(n), np.maximum(chosen, 0)], 0.0)
+
+    def value(target_of: np.ndarray, everywhere: np.ndarray) -> dict[str, Any]:
+        """A policy by its probability of each variant in service, per decision (n, k)."""
+        target = np.where(served, target_of[np.arange(n), np.maximum(chosen, 0)], 0.0)
+        expected = (everywhere * means).sum(axis=1)
+        return estimators.policy_value(
+            logged.rewards, logged.propensities, target, predicted_logged, expected
+        )
+
+    k = len(in_service)
+    uniform = np.full((n, k), 1.0 / k)
+    greedy = np.zeros((n, k))
+    if n:
+        greedy[np.arange(n), means.argmax(axis=1)] = 1.0
+    policies: list[dict[str, Any]] = [
+        {
+            "policy": "as_run",
+            "description": "The Test's own decisions, as they were made.",
+            # Its probability of each variant it did not choose is not logged: no DR.
+            **estimators.policy_value(logged.rewards, logged.propensities, logged.propensities),
+        },
+        {
+            "policy": "uniform",
+            "description": "A plain split: every variant in service equally often.",
+            **value(uniform, uniform),
+        },
+        {
+            "policy": "greedy",
+            "description": "Always the variant the current model expects the most of.",
+            **value(greedy, greedy),
+        },
+    ]
+    for i, variant in enumerate(in_service):
+        alone = np.zeros((n, k))
+        alone[:, i] = 1.0
+        policies.append(
+            {
+                "policy": "variant",
+                "variant_id": variant,
+                "variant_label": snapshot.definition.labels[variant],
+                "description": f"Variant {snapshot.definition.labels[variant]} for everyone.",
+                **value(alone, alone),
+            }
+        )
+    return {
+        "cb_model_id": str(test.id),
+        "decisions": n,
+        "first_decided_at": logged.first,
+        "last_decided_at": logged.last,
+        "policies": policies,
+    }
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.rewards: list[float] = []
+        self.propensities: list[float] = []
+        self.variants: list[int] = []
+        self.contexts: list[str] = []
+        self.first: str | None = None
+        self.last: str | None = None
+
+
+class _Logged:
+    """The decisions evaluated, as arrays."""
+
+    def __init__(self, log: _Log) -> None:
+        self.rewards = np.array(log.rewards, dtype=float)
+        self.propensities = np.array(log.propensities, dtype=float)
+        self.variants = log.variants
+        self.contexts = log.contexts
+        self.first, self.last = log.first, log.last
+
+
+def _logged(test: Test, start: datetime | None, end: datetime | None) -> _Logged:
+    """The rewarded, not rolled-out decisions of the window, the most recent MAX_DECISIONS."""
+    rows = LoggedDecision.objects.filter(test=test, is_global_rollout=False)
+    if start is not None:
+        rows = rows.filter(decided_at__gte=start)
+    if end is not None:
+        rows = rows.filter(decided_at__lt=end)
+    fields = ("decided_at", "request_id", "variant_id", "propensity", "context")
+    newest = rows.order_by("-decided_at", "-id").values_list(*fields).iterator(decision_log.CHUNK)
+    log = _Log()
+    read = 0
+    while read < MAX_DECISIONS and (chunk := list(islice(newest, decision_log.CHUNK))):
+        read += len(chunk)
+        rewards = decision_log.rewards_of(test, chunk)
+        for decided_at, request_id, variant, propensity, context in chunk:
+            reward = rewards.get((request_id, variant))
+            if reward is None:
+                continue
+            log.rewards.append(reward[0])
+            log.propensities.append(propensity)
+            log.variants.append(variant)
+            log.contexts.append(context)
+            log.last = log.last or decision_log.iso(decided_at)
+            log.first = decision_log.iso(decided_at)
+    return _Logged(log)
+
+
+def _predictions(snapshot: snapshots.Snapshot, contexts: list[str]) -> np.ndarray:
+    """The current model's expected reward of each variant in service, per decision (one
+    projection per distinct context: contexts repeat)."""
+    k = len(snapshot.definition.variant_ids)
+    index = snapshot.stats.feature_index
+    seen: dict[str, np.ndarray] = {}
+    rows = np.zeros((len(contexts), k))
+    for i, context in enumerate(contexts):
+        mean = seen.get(context)
+        if mean is None:
+            features = policy.encode_context(json.loads(context))
+            mean = seen[context] = snapshot.posterior.mean(policy.feature_vector(features, index))
+        rows[i] = mean
+    return rows
