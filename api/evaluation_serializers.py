@@ -90,6 +90,15 @@ class Evaluation(serializers.Serializer):
     logged_rewards = serializers.IntegerField(help_text="Of those, the ones rewarded.")
 
 
+class Winner(serializers.Serializer):
+    variant_id = serializers.IntegerField()
+    variant_label = serializers.JSONField()
+    probability_best = serializers.FloatField(
+        help_text="The posterior probability that it has the highest mean reward."
+    )
+    rewards = serializers.IntegerField(help_text="The Test's rewards it rests on.")
+
+
 class HoldoutShareRequest(serializers.Serializer):
     holdout_share = HoldoutShareField(required=True)
 

@@ -15,7 +15,13 @@ from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
-from api.evaluation_serializers import Evaluation, HoldoutField, HoldoutShareField, PropensityField
+from api.evaluation_serializers import (
+    Evaluation,
+    HoldoutField,
+    HoldoutShareField,
+    PropensityField,
+    Winner,
+)
 from api.test_fields import (
     MAX_ABS_NUMBER,
     ContextField,
@@ -351,6 +357,14 @@ class TestDetails(TestSummary):
     )
     exploitation_exploration_ratio = serializers.DictField()
     evaluation = Evaluation()
+    winner = Winner(
+        allow_null=True,
+        help_text=(
+            "The variant found best: a probability of being best of at least "
+            "SCOUT_WINNER_PROBABILITY (0.95) over at least SCOUT_WINNER_MINIMUM_REWARDS (1,000) "
+            "rewards; null until then."
+        ),
+    )
 
 
 class FetchRequest(serializers.Serializer):

@@ -6,7 +6,6 @@ and every refresh show the same numbers, computed in one place rather than in te
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import math
 import time
@@ -15,7 +14,7 @@ from typing import Any
 import numpy as np
 from redis.exceptions import RedisError
 
-from bandit import evaluation, policy, selectors, services, snapshots
+from bandit import evaluation, policy, selectors, services, snapshots, winners
 from bandit.models import Test
 from bandit.state import reads
 from core.errors import NotFound
@@ -23,11 +22,6 @@ from core.errors import NotFound
 # Charts with more points than this merge neighbouring trail buckets (a week of one-second
 # buckets would otherwise send ten thousand points per variant on every refresh).
 MAX_CHART_POINTS = 360
-# Monte Carlo draws behind the credible intervals and the probability of being best. A fixed
-# seed keeps the numbers still between refreshes while nothing was learned.
-INTERVAL_DRAWS = 4000
-INTERVAL_SEED = 20240607
-
 
 # What the model says of a retired variant: nothing (it is not chosen among any more).
 RETIRED: dict[str, Any] = {
@@ -55,17 +49,6 @@ def _snapshot(test_id: str) -> snapshots.Snapshot:
     return snapshot
 
 
-def _marginal(snapshot: snapshots.Snapshot) -> tuple[policy.Posterior, policy.LearnedStats]:
-    """Each variant's posterior of its mean reward over all visitors, and the statistics it
-    comes from (the evidence the model uses now).
-
-    For a contextual Test the sampler's posterior is per context; the dashboard's question is
-    "which variant earns most overall", so the same sums are read without the features.
-    """
-    stats = dataclasses.replace(snapshot.stats, feature_index={}, xtx=None, xty=None)
-    return policy.build_posterior(stats, snapshot.definition.prior), stats
-
-
 def _model(stats: policy.LearnedStats) -> str:
     """Which model the Test learns with, as `policy.build_posterior` picks it: `regression`
     (a context was learned from), `means` (real-valued rewards) or `rates` (0/1 rewards). The
@@ -78,9 +61,8 @@ def _model(stats: policy.LearnedStats) -> str:
 def _intervals(snapshot: snapshots.Snapshot, variant_ids: list[int]) -> dict[int, dict[str, float]]:
     """Per variant: its credible interval and P(best), the rewards the model learns from now
     (`evidence`: fewer than all of them after a detected change) and the changes detected."""
-    posterior, stats = _marginal(snapshot)
-    rng = np.random.default_rng(INTERVAL_SEED)
-    low, high, wins = policy.credible_interval(posterior, {0: 1.0}, rng, draws=INTERVAL_DRAWS)
+    now = winners.standing(snapshot)
+    low, high, wins, stats = now.low, now.high, now.probability_best, now.stats
     changes = stats.recent.changes if stats.recent is not None else np.zeros(len(variant_ids))
     return {
         variant: {
@@ -212,6 +194,7 @@ def dashboard(test_id: str) -> dict[str, Any]:
         "default_rewards": sum(
             summary["default_rewards"] for summary in details["performance_summary"].values()
         ),
+        "winner": details["winner"],
         "holdout": holdout(details["evaluation"]["holdout"]),
         "logged_decisions": details["evaluation"]["logged_decisions"],
         "model": _model(snapshot.stats),

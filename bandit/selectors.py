@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 
-from bandit import decision_log
+from bandit import decision_log, snapshots, winners
 from bandit.models import Test
 from bandit.services import get_test, restore_lost
 from bandit.state import reads
@@ -48,6 +48,11 @@ def list_tests() -> list[dict[str, Any]]:
 
 def _ratio(part: float, whole: float) -> float:
     return round(part / whole, 6) if whole else 0.0
+
+
+def _winner(test_id: str, rewards: int) -> dict[str, Any] | None:
+    snapshot = snapshots.get(test_id)
+    return winners.winner(snapshot, rewards=rewards) if snapshot is not None else None
 
 
 def evaluation(test: Test) -> dict[str, Any]:
@@ -142,6 +147,7 @@ def details(test_id: str) -> dict[str, Any]:
         "context_feature_analysis": _feature_analysis(key, test, counters),
         "exploitation_exploration_ratio": _exploitation(counters),
         "evaluation": evaluation(test),
+        "winner": _winner(key, counters.total_updates),
     }
 
 

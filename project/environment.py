@@ -44,7 +44,9 @@ def env_int(name: str, default: int, *, minimum: int = 0, maximum: int | None = 
     return value
 
 
-def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+def env_float(
+    name: str, default: float, *, minimum: float = 0.0, maximum: float = float("inf")
+) -> float:
     raw = os.environ.get(name)
     if raw is None or not raw.strip():
         return default
@@ -52,8 +54,11 @@ def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
         value = float(raw.strip())
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
-    if not value >= minimum or value == float("inf"):
-        raise ImproperlyConfigured(f"{name} must be a finite number >= {minimum}, got {raw!r}")
+    if not minimum <= value <= maximum or value == float("inf"):
+        bound = (
+            f"between {minimum:g} and {maximum:g}" if maximum < float("inf") else f">= {minimum}"
+        )
+        raise ImproperlyConfigured(f"{name} must be a finite number {bound}, got {raw!r}")
     return value
 
 

@@ -288,6 +288,10 @@ SCOUT_REWARD_WINDOW_CHECK_SECONDS = env_float("SCOUT_REWARD_WINDOW_CHECK_SECONDS
 SCOUT_DECISION_LOG_DAYS = env_float("SCOUT_DECISION_LOG_DAYS", 30.0, minimum=0.0)
 SCOUT_DECISION_LOG_SECONDS = env_float("SCOUT_DECISION_LOG_SECONDS", 1.0, minimum=0.05)
 SCOUT_DECISION_LOG_BACKLOG = env_int("SCOUT_DECISION_LOG_BACKLOG", 1_000_000, minimum=1_000)
+# A Test's winner: the variant whose probability of being best is at least this, once the Test
+# has at least this many rewards (`winner` in model_details).
+SCOUT_WINNER_PROBABILITY = env_float("SCOUT_WINNER_PROBABILITY", 0.95, minimum=0.5, maximum=1.0)
+SCOUT_WINNER_MINIMUM_REWARDS = env_int("SCOUT_WINNER_MINIMUM_REWARDS", 1_000, minimum=1)
 # Defaults for new Tests (operators can change them for later Tests over the admin API).
 SCOUT_TRAIL_WINDOW_MINUTES = env_int("SCOUT_TRAIL_WINDOW_MINUTES", 60, minimum=1, maximum=10_080)
 SCOUT_TRAIL_GRANULARITY_SECONDS = env_int(

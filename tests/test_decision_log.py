@@ -373,3 +373,40 @@ def test_evaluation_refuses_bad_queries(api, make_test):
     assert empty["decisions"] == 0 and all(p["ips"] is None for p in empty["policies"])
     assert api.get(f"/api/evaluation/{test_id}", params={"to": "soon"}).status_code == 400
     assert api.get("/api/evaluation/00000000-0000-4000-8000-000000000000").status_code == 404
+
+
+# --- The winner -----------------------------------------------------------------------------
+
+
+def test_a_winner_is_named_once_it_is_likely_enough_over_enough_rewards(backends):
+    server = ScoutServer.dedicated(
+        backends, "winner", extra_env={"SCOUT_WINNER_MINIMUM_REWARDS": "100"}
+    ).start()
+    try:
+        with server.client() as client:
+            test_id = client.post(
+                "/api/create_model", json={"name": "winner", "variants": THREE, **UNIFORM}
+            ).json()["cb_model_id"]
+            # Variant 1 converts at 60%, the others at 10%, 30 rewards each: not enough yet.
+            updates = [
+                {"variant_id": v, "reward": float(i < (18 if v == 1 else 3))}
+                for v in (0, 1, 2)
+                for i in range(30)
+            ]
+            reward(client, test_id, *updates)
+            assert details(client, test_id)["winner"] is None  # 90 rewards of the 100 needed
+            reward(client, test_id, *updates)
+            time.sleep(1.5)  # every worker's snapshot has learned them
+            winner = details(client, test_id)["winner"]
+            assert winner is not None
+            assert (winner["variant_id"], winner["variant_label"]) == (1, "B")
+            assert winner["probability_best"] >= 0.95 and winner["rewards"] == 180
+    finally:
+        server.stop()
+
+
+def test_no_winner_while_the_variants_are_alike(api, make_test):
+    test_id = make_test(variants=THREE, **UNIFORM)["cb_model_id"]
+    for _ in range(2):
+        reward(api, test_id, *({"variant_id": i % 3, "reward": float(i % 2)} for i in range(600)))
+    assert details(api, test_id)["winner"] is None
