@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import footprint, http_quality, quality, report, serving, slow_clients
+from benchmarks import export, footprint, http_quality, quality, report, serving, slow_clients
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -105,6 +105,8 @@ def main() -> None:
             log=print,
         )
         results["many_tests"] = many_result
+        print("Footprint: the decision log's export", flush=True)
+        results["decision_log_export"] = export.benchmark(decisions=300_000, log=print)
     if serving_result and history_result and memory_result:
         targets = footprint.targets(history_result, memory_result, serving_result, many_result)
         results["targets"] = targets
