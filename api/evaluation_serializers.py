@@ -36,7 +36,7 @@ class PropensityField(serializers.FloatField):
                 "The probability with which this variant was chosen, given the context, at "
                 "that moment (0 < p <= 1): 1/k of k variants while the Test is uniform and "
                 "for a holdout decision, 1 under a global rollout, estimated for Thompson "
-                "sampling (within about 0.016). A ranked decision's is its first variant's."
+                "sampling (within about 0.022). A ranked decision's is its first variant's."
             ),
             **kwargs,
         )

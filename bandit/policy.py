@@ -452,10 +452,10 @@ def rank(
 # is: 1/m of m eligible variants while the Test is uniform. Thompson sampling's is estimated
 # from `draws` more independent decisions by the same posterior and rule: with W of n choosing
 # a variant, its estimate (W + 1) / (n + m) is never 0, errs by at most 1 / (n + m) on average
-# and has a standard error of at most 0.5 / sqrt(n), 0.016 with 1,023 draws. The estimate is
+# and has a standard error of at most 0.5 / sqrt(n), 0.022 with 511 draws. The estimate is
 # worth keeping: a posterior is the same for every decision until the worker learns more, so a
 # worker estimates it once per posterior and context (bandit.snapshots).
-PROPENSITY_DRAWS = 1023
+PROPENSITY_DRAWS = 511
 
 
 def choice_probabilities(

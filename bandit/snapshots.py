@@ -98,7 +98,9 @@ class Snapshot:
     version: str | None
     rollout: int | None  # as of the last read; Redis decides for stored decisions
     checked_at: float
-    build_seconds: float = 0.0  # what building it took
+    # What building it took, and estimating its choice probabilities since: a snapshot
+    # costs both, and is rebuilt only as often as the two take REBUILD_SHARE of the time.
+    build_seconds: float = 0.0
     behind: bool = False  # Redis holds rewards this snapshot has not learned from
     # Each variant's probability of being chosen, by context and eligible variants: estimated
     # once per posterior (policy.choice_probabilities), at most MAX_PROPENSITY_CONTEXTS.
@@ -132,6 +134,7 @@ def choice_probabilities(
     key = (tuple(x.items()), None if among is None else tuple(among))
     probabilities = snapshot.propensities.get(key)
     if probabilities is None:
+        started = time.monotonic()
         definition = snapshot.definition
         probabilities = policy.choice_probabilities(
             snapshot.posterior,
@@ -145,6 +148,7 @@ def choice_probabilities(
         )
         if len(snapshot.propensities) < MAX_PROPENSITY_CONTEXTS:
             snapshot.propensities[key] = probabilities
+        snapshot.build_seconds += time.monotonic() - started
     return probabilities
 
 

@@ -1,6 +1,8 @@
 """What the policy costs a decision, in process: `policy.choose` per sampling rule and
 `policy.build_posterior` per prior, and the check for a change that a snapshot's build runs
-(`policy.changed_variants`), for Tests of 3, 10 and 50 variants with 0/1 rewards.
+(`policy.changed_variants`), and the estimate of every variant's propensity that a worker
+makes once per posterior and context (`policy.choice_probabilities`), for Tests of 3, 10 and
+50 variants with 0/1 rewards.
 
     .venv/bin/python -m benchmarks.policy_cost
 """
@@ -18,9 +20,10 @@ CALLS = 20_000
 VARIANTS = (3, 10, 50)
 
 
-def microseconds(call: Callable[[], object]) -> float:
-    """The best of five timings of CALLS calls, per call: the least disturbed by the machine."""
-    return min(timeit.repeat(call, number=CALLS, repeat=5)) / CALLS * 1e6
+def microseconds(call: Callable[[], object], calls: int = CALLS) -> float:
+    """The best of five timings of `calls` calls, per call: the least disturbed by the
+    machine."""
+    return min(timeit.repeat(call, number=calls, repeat=5)) / calls * 1e6
 
 
 def costs(variants: int) -> dict[str, float]:
@@ -39,6 +42,10 @@ def costs(variants: int) -> dict[str, float]:
                 posterior, {}, rng, uniform=False, variants=variants, sampling=rule
             )
         )
+    result["propensities (once per posterior)"] = microseconds(
+        lambda: policy.choice_probabilities(posterior, {}, rng, uniform=False, variants=variants),
+        calls=200,
+    )
     for prior in (policy.FLAT, policy.POOLED):
         result[f"build: {prior} prior"] = microseconds(
             lambda prior=prior: policy.build_posterior(stats, prior)

@@ -387,7 +387,8 @@ def test_choice_probabilities_are_how_often_choose_chooses(sampling, among, mini
     share = chosen / decisions
     # Estimate's own error (at most 1 / (n + k) bias, 0.5 / sqrt(n) standard error) and the
     # frequency's, four standard errors each.
-    tolerance = 1 / 1028 + 4 * 0.5 / np.sqrt(1023) + 4 * np.sqrt(share * (1 - share) / decisions)
+    draws = policy.PROPENSITY_DRAWS
+    tolerance = 1 / draws + 4 * 0.5 / np.sqrt(draws) + 4 * np.sqrt(share * (1 - share) / decisions)
     assert np.all(np.abs(estimated - share) <= tolerance), (estimated, share)
 
 
