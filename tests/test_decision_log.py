@@ -410,3 +410,11 @@ def test_no_winner_while_the_variants_are_alike(api, make_test):
     for _ in range(2):
         reward(api, test_id, *({"variant_id": i % 3, "reward": float(i % 2)} for i in range(600)))
     assert details(api, test_id)["winner"] is None
+
+
+def test_a_reward_for_a_decision_the_log_does_not_hold_is_not_logged(in_process):
+    test = create()
+    reward_in_process(
+        test, entry(0, 1.0, request_id="never-decided", variant=1, context={"a": "b"}, inline=True)
+    )
+    assert not in_process.exists(keys.log(str(test.id)))

@@ -43,5 +43,6 @@ def test_the_policy_cost_benchmark_times_every_rule_and_prior(monkeypatch):
         "build: flat prior",
         "build: pooled prior",
         "build: change check",
+        "propensities (once per posterior)",
     }
     assert all(value > 0 for value in row.values())

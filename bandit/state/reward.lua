@@ -7,8 +7,8 @@
 -- Whichever of the two runs first takes the decision out of the due set; the other finds it
 -- gone. A reward whose window has closed (by the clock of Redis, the same for every host) is
 -- late and not counted: the default counts instead.
--- A reward counted for a stored decision (or the default that closed its window) also goes into
--- the Test's log stream (bandit.state.log), unless the log is off.
+-- A reward counted for a stored decision that the log holds (or the default that closed its
+-- window) also goes into the Test's log stream (bandit.state.log), unless the log is off.
 -- KEYS: meta, learn, vocab, feature analysis, the reward trail bucket, the decisions waiting
 --       for their reward, the log stream, the stored decisions of the entries that name one,
 --       and stats last.
@@ -202,9 +202,10 @@ for entry = 1, tonumber(ARGV[7]) do
       redis.call('SET', key, v .. '|r', 'EX', ttl)
     end
   end
-  if backlog > 0 and key_index > 0 and logged and (status == 1 or status == 4 or status == 8) then
-    -- How its decision was chosen (decide.lua): '' for a decision gone or stored before.
-    local arm = string.match(tail or '', ' (%S+)$') or ''
+  -- How its decision was chosen (decide.lua); none for a decision gone or stored before the
+  -- log was on, whose reward the log has no decision for.
+  local arm = string.match(tail or '', ' (%S+)$')
+  if backlog > 0 and arm and logged and (status == 1 or status == 8) then
     redis.call('XADD', KEYS[7], 'MAXLEN', '~', backlog, '*', 'k', 'r',
       'r', string.sub(KEYS[7 + key_index], request_at), 'v', v,
       'y', string.format('%.17g', y), 'd', status == 8 and '1' or '0', 'h', arm)
