@@ -15,20 +15,22 @@
 -- a sticky assignment or a rollout puts there. It waits for no reward window.
 -- A decision is stored with the propensity of its variant and how it was chosen: 1 by the
 -- holdout, 0 by the bandit, g by a global rollout, whose propensity is 1 (after a newline at
--- the end, see bandit.state.keys); a unit's assignment keeps those it was assigned with. Each new decision also goes into the
--- Test's log stream (bandit.state.log), unless the log is off (a backlog of 0).
+-- the end, see bandit.state.keys); a unit's assignment keeps those it was assigned with. Each
+-- new decision also goes into the Test's log stream (bandit.state.log), unless the log is off
+-- (a backlog of 0).
 -- KEYS: meta, stats, vocab, feature analysis, the stored context, the prediction trail bucket,
 --       learn (read only: its reward count tells the worker whether its snapshot is behind),
 --       the decisions waiting for their reward, the unit's assignment, the units assigned, the
 --       log stream.
 -- ARGV: the propensity of the variant the worker chose, 1 if it is a holdout decision (else
 --       0), the most entries the log stream keeps (0: no log), the context as JSON, the
---       learning settings as JSON, the version of the Test's variants the worker chose among (see below), the unit id
+--       learning settings as JSON, the version of the Test's variants the worker chose among
+--       (see below), the unit id
 --       ('' for none), the eligible variants (",0,2,", '' for all), the most units assigned,
 --       the ranking ("2,0,1", '' for a decision of one variant), variant, decision kind, now, context TTL, trail TTL, max features, the number of
 --       context keys, the context keys, then (feature name, value) pairs.
 -- Answers {variant, rolled out?, replayed?, features ignored, rewards counted, ranking or
--- false, propensity (false: not stored), holdout ('1' or '0')}, {-1, ...}
+-- false, propensity (false: not stored), how it was chosen ('1', '0' or 'g')}, {-1, ...}
 -- for a missing Test, or {-3, ...}, having written nothing, when the Test's variants changed
 -- since the worker read them (meta's `dv`): the worker reads them again and decides anew.
 local propensity = table.remove(ARGV, 1)
