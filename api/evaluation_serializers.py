@@ -119,23 +119,28 @@ class UtcDateTimeField(serializers.DateTimeField):
         return parsed
 
 
-class DecisionLogQuery(serializers.Serializer):
+class TimeRangeQuery(serializers.Serializer):
+    """`from` and `to` of a query string: the decisions made in [from, to)."""
+
     from_ = UtcDateTimeField(
         required=False,
         help_text="The first decision time included (ISO 8601, UTC unless it says otherwise).",
     )
     to = UtcDateTimeField(required=False, help_text="Decisions before this time (excluded).")
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")  # a Python keyword
+        return fields
+
+
+class DecisionLogQuery(TimeRangeQuery):
     format = serializers.ChoiceField(
         choices=("jsonl", "csv"),
         required=False,
         default="jsonl",
         help_text="JSON lines (the default) or CSV with a header.",
     )
-
-    def get_fields(self) -> dict[str, serializers.Field]:
-        fields = super().get_fields()
-        fields["from"] = fields.pop("from_")  # a Python keyword
-        return fields
 
 
 class PolicyValue(serializers.Serializer):
@@ -165,13 +170,3 @@ class EvaluationResponse(serializers.Serializer):
     first_decided_at = serializers.CharField(allow_null=True)
     last_decided_at = serializers.CharField(allow_null=True)
     policies = PolicyValue(many=True)
-
-
-class EvaluationQuery(serializers.Serializer):
-    from_ = UtcDateTimeField(required=False, help_text="The first decision time included.")
-    to = UtcDateTimeField(required=False, help_text="Decisions before this time (excluded).")
-
-    def get_fields(self) -> dict[str, serializers.Field]:
-        fields = super().get_fields()
-        fields["from"] = fields.pop("from_")  # a Python keyword
-        return fields

@@ -72,7 +72,7 @@ class EvaluationView(ApiView):
         responses={200: shapes.EvaluationResponse, **errors(400, 404, *READ_ERRORS)},
     )
     def get(self, request: Request, cb_model_id: str) -> Response:
-        query = validated(shapes.EvaluationQuery, request.query_params.dict())
+        query = validated(shapes.TimeRangeQuery, request.query_params.dict())
         test = services.get_test(cb_model_id)
         return Response(evaluation.evaluate(test, query.get("from"), query.get("to")))
 

@@ -7,9 +7,10 @@ estimated from (bandit.evaluation).
 The request path never writes to the database: the decision and reward scripts append each
 entry to its Test's stream in Redis in the same atomic step (bandit.state.log). Every
 SCOUT_DECISION_LOG_SECONDS one worker of all hosts (a Redis lease decides) moves what the
-streams hold into the database in one transaction per round, then trims the streams. A worker
-that stops between the two leaves the entries in Redis, and the next round writes them again
-harmlessly: an entry's id is unique per Test, and a reward is set only where none is. So what
+streams hold into the database, in one transaction per batch of Tests, then trims those
+streams. A worker that stops between the two leaves the entries in Redis, and the next round
+writes them again harmlessly: each decision and each reward is a row keyed by its entry's id,
+unique per Test, and a row written before is left as it is. So what
 can be lost is what Redis loses: the entries not moved yet (about SCOUT_DECISION_LOG_SECONDS)
 when Redis loses its data, and, while the database is down for long, the oldest entries of a
 Test past SCOUT_DECISION_LOG_BACKLOG.

@@ -362,10 +362,7 @@ def test_the_dashboard_says_whether_the_bandit_beats_the_holdout(browser_session
     for i in range(200):
         answer = fetch(api, test_id, request_id=f"v{i}")
         reward(api, test_id, {"request_id": f"v{i}", "reward": float(answer["variant_id"] == 0)})
-    deadline = time.monotonic() + 30
-    while details(api, test_id)["evaluation"]["logged_rewards"] < 200:
-        assert time.monotonic() < deadline, "the decision log did not fill"
-        time.sleep(0.3)
+    wait_for_logged_rewards(api, test_id, 200)
     page = browser_session.get(f"/admin/bandit/test/{test_id}/live/")
     assert page.status_code == 200
     assert "bandit ahead" in page.text
@@ -398,10 +395,16 @@ def test_the_dashboard_shows_what_other_policies_would_have_earned(browser_sessi
     for i in range(40):
         answer = fetch(api, test_id, request_id=f"p{i}")
         reward(api, test_id, {"request_id": f"p{i}", "reward": float(answer["variant_id"] == 1)})
-    deadline = time.monotonic() + 30
-    while details(api, test_id)["evaluation"]["logged_rewards"] < 40:
-        assert time.monotonic() < deadline, "the decision log did not fill"
-        time.sleep(0.3)
+    wait_for_logged_rewards(api, test_id, 40)
     page = browser_session.get(f"/admin/bandit/test/{test_id}/change/")
     assert "Estimated from the 40 rewarded decisions" in page.text
     assert "Variant B for everyone." in page.text and "A plain split" in page.text
+
+
+def wait_for_logged_rewards(api: httpx.Client, test_id: str, rewards: int) -> None:
+    """Until the decision log holds `rewards` rewards of the Test (it is moved about once a
+    second), for at most 30 s."""
+    deadline = time.monotonic() + 30
+    while details(api, test_id)["evaluation"]["logged_rewards"] < rewards:
+        assert time.monotonic() < deadline, "the decision log did not fill"
+        time.sleep(0.3)
