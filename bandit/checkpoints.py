@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from bandit import metrics
-from bandit.models import Checkpoint, Test
+from bandit.models import Checkpoint, Test, lock_existing
 from bandit.state import durable, lifecycle
 from core import periodic
 
@@ -55,7 +55,10 @@ def checkpoint_all() -> int:
         exported = durable.export_tests(changed[start : start + CHUNK])
         now = timezone.now()
         with transaction.atomic():
+            existing = {str(pk) for pk in lock_existing(list(exported))}
             for test_id, hashes in exported.items():
+                if test_id not in existing:  # deleted meanwhile
+                    continue
                 updates, predictions = _totals(hashes)
                 Checkpoint.objects.update_or_create(
                     test_id=tests[test_id],

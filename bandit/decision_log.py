@@ -34,7 +34,7 @@ from django.db.models import Count, F, Sum
 from django.utils import timezone
 
 from bandit import estimators
-from bandit.models import LoggedDecision, LoggedReward, Test
+from bandit.models import LoggedDecision, LoggedReward, Test, lock_existing
 from bandit.state import log
 from core import periodic
 
@@ -73,22 +73,19 @@ def move_all() -> int:
 
 def _write(found: dict[str, list[log.Entry]]) -> int:
     """Write the entries read, then take them out of the streams."""
-    tests = {
-        str(test_id): test_id
-        for test_id in Test.objects.filter(pk__in=list(found)).values_list("id", flat=True)
-    }
-    decisions: list[tuple[Any, ...]] = []
-    rewards: list[tuple[Any, ...]] = []
-    for test_id, entries in found.items():
-        if test_id not in tests:  # a Test deleted meanwhile keeps no log
-            continue
-        test = _TEST_ID.get_db_prep_save(tests[test_id], connection)
-        for entry in entries:
-            if entry.kind == "d":
-                decisions.append(_decision_row(test, entry))
-            elif entry.kind == "r" and entry.fields.get("h"):  # a decision the log holds
-                rewards.append(_reward_row(test, entry))
     with transaction.atomic(), connection.cursor() as cursor:
+        tests = {str(test_id): test_id for test_id in lock_existing(list(found))}
+        decisions: list[tuple[Any, ...]] = []
+        rewards: list[tuple[Any, ...]] = []
+        for test_id, entries in found.items():
+            if test_id not in tests:  # a Test deleted meanwhile keeps no log
+                continue
+            test = _TEST_ID.get_db_prep_save(tests[test_id], connection)
+            for entry in entries:
+                if entry.kind == "d":
+                    decisions.append(_decision_row(test, entry))
+                elif entry.kind == "r" and entry.fields.get("h"):  # a decision the log holds
+                    rewards.append(_reward_row(test, entry))
         if decisions:
             cursor.executemany(_insert(LoggedDecision, _DECISION_COLUMNS), decisions)
         if rewards:

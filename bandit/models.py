@@ -80,6 +80,19 @@ class Test(models.Model):
         return self.variants[str(variant_id)]
 
 
+def lock_existing(test_ids: list[str]) -> list[uuid.UUID]:
+    """The ids, among `test_ids`, of the Tests that still exist, each locked against deletion
+    until the caller's transaction ends. Whatever adds rows that belong to a Test (its decision
+    log, its checkpoint) calls this first inside its transaction, and a deletion locks the Test
+    before it collects those rows (bandit.services.delete_test): a row is either deleted with
+    its Test or never written, and neither side fails on the other's foreign key."""
+    return list(
+        Test.objects.filter(pk__in=test_ids)
+        .select_for_update(no_key=True)
+        .values_list("id", flat=True)
+    )
+
+
 class Checkpoint(models.Model):
     """A Test's learned statistics, copied from Redis every few seconds, so that a Redis that
     lost its data (flushed, or replaced by an empty server) can be refilled. What happened

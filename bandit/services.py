@@ -110,9 +110,14 @@ def get_test(test_id: str) -> Test:
 
 def delete_test(test_id: str, actor: audit.Actor | None = None) -> str:
     """Delete a Test's definition and every key it has in Redis."""
-    test = get_test(test_id)
-    key = str(test.id)
+    key = str(get_test(test_id).id)
     with transaction.atomic():
+        # Locked first, so that the writers that add rows of a Test (its decision log, its
+        # checkpoint), which lock it too, either finish before the rows are collected for
+        # deletion or find it gone: never a row added under a Test being deleted.
+        test = Test.objects.select_for_update().filter(pk=key).first()
+        if test is None:
+            raise NotFound(f"Test {key} not found.")
         test.delete()
         audit.record(actor, "test_deleted", key, name=test.name)
         # Inside the transaction: if Redis is down, the Test stays as it was.

@@ -8,15 +8,19 @@ import csv
 import io
 import json
 import math
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
+from django import db
+from django.db import transaction
 
 from bandit import decision_log, services
-from bandit.models import LoggedDecision, LoggedReward
+from bandit.models import LoggedDecision, LoggedReward, Test
 from bandit.state import keys, log
 from system import config
 from tests.conftest import details, fetch, reward
@@ -418,3 +422,70 @@ def test_a_reward_for_a_decision_the_log_does_not_hold_is_not_logged(in_process)
         test, entry(0, 1.0, request_id="never-decided", variant=1, context={"a": "b"}, inline=True)
     )
     assert not in_process.exists(keys.log(str(test.id)))
+
+
+def _in_thread(work: Callable[[], object]) -> tuple[threading.Thread, list[BaseException]]:
+    """Run `work` on a connection of its own, as another worker would; answer the thread and
+    where an exception it raised ends up."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed to the test, which fails on it
+            errors.append(exc)
+        finally:
+            db.connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, errors
+
+
+@pytest.mark.skipif(
+    db.connection.vendor == "sqlite", reason="SQLite runs one writing transaction at a time"
+)
+def test_a_test_deleted_while_its_log_is_written_keeps_no_rows_and_neither_side_fails(
+    in_process, transactional_db, monkeypatch
+):
+    first = create()
+    for i in range(3):
+        decide(first, f"visit-{i}")
+    found = log.read([str(first.id)], 100)
+
+    # The writer has checked that the Test exists, and not yet written: the deletion waits.
+    checked, go_on = threading.Event(), threading.Event()
+    lock_existing = decision_log.lock_existing
+
+    def check_then_pause(test_ids: list[str]) -> list[Any]:
+        existing = lock_existing(test_ids)
+        checked.set()
+        go_on.wait(10)
+        return existing
+
+    monkeypatch.setattr(decision_log, "lock_existing", check_then_pause)
+    writer, writer_errors = _in_thread(lambda: decision_log._write(found))
+    assert checked.wait(10)
+    deleter, deleter_errors = _in_thread(lambda: services.delete_test(str(first.id)))
+    deleter.join(0.5)
+    assert deleter.is_alive()
+    go_on.set()
+    writer.join(10), deleter.join(10)
+    assert writer_errors == deleter_errors == []
+    assert not Test.objects.filter(pk=first.id).exists()
+    assert not LoggedDecision.objects.filter(test_id=first.id).exists()
+
+    # The deletion has locked the Test: the writer waits, then finds it gone.
+    monkeypatch.setattr(decision_log, "lock_existing", lock_existing)
+    second = create()
+    decide(second, "visit-0")
+    found = log.read([str(second.id)], 100)
+    with transaction.atomic():
+        Test.objects.select_for_update().get(pk=second.id)
+        writer, writer_errors = _in_thread(lambda: decision_log._write(found))
+        writer.join(0.5)
+        assert writer.is_alive()
+        services.delete_test(str(second.id))
+    writer.join(10)
+    assert writer_errors == []
+    assert not LoggedDecision.objects.filter(test_id=second.id).exists()

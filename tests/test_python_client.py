@@ -518,7 +518,10 @@ def test_admin_reads_with_staff_credentials(server):
     with Client(server.url, auth=ADMIN.credentials) as staff:
         assert staff.get_protection() == {"protected_api": False}
         system = staff.system_config()
-        assert system["port"] == server.port and system["protected_api"] is False
+        # The port stored for the next start, not necessarily this one's (SCOUT_PORT wins).
+        assert {"host", "port", "debug", "protected_api", "auth_token"} <= set(system)
+        assert isinstance(system["port"], int)
+        assert system["protected_api"] is False
         defaults = staff.model_config()
         assert set(defaults) == {
             "trail_time_window_minutes",
