@@ -17,11 +17,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from bandit import services, snapshots, windows
+from bandit.announcements import announce, label_of
 from bandit.models import Test
 from bandit.services import Label
 from bandit.state import lifecycle
 from core.errors import Conflict, InvalidInput, NotFound
 from system import audit
+from webhooks import events
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +34,9 @@ logger = logging.getLogger(__name__)
 MINIMUM_IN_SERVICE = 2
 
 
-def _changing_variants(test_id: str) -> Test:
-    """The Test, locked for a change of its variants until the transaction ends."""
+def _locked(test_id: str) -> Test:
+    """The Test, locked for a change until the transaction ends: one Test's changes happen,
+    and are announced to webhooks, one at a time."""
     test = Test.objects.select_for_update().filter(pk=services.parse_test_id(test_id)).first()
     if test is None:
         raise NotFound(f"Test {test_id} not found.")
@@ -60,7 +63,7 @@ def add_variants(
     (a retired variant keeps its id), and labels stay unique among all the Test's variants.
     `maximum` is the most variants a Test may have, retired ones included."""
     with transaction.atomic():
-        test = _changing_variants(test_id)
+        test = _locked(test_id)
         labels = {str(label): int(key) for key, label in test.variants.items()}
         for variant_id, label in sorted(variants.items()):
             if str(variant_id) in test.variants:
@@ -83,6 +86,12 @@ def add_variants(
         _publish_variants(test)
         added = sorted(variants)
         audit.record(actor, "variants_added", str(test.id), variants=dict(variants))
+        announce(
+            events.VARIANT_ADDED,
+            test,
+            actor,
+            variants={str(key): variants[key] for key in added},
+        )
     snapshots.forget(str(test.id))
     logger.info("Variants added", extra={"test_id": str(test.id), "variants": added})
     return test, added
@@ -95,7 +104,7 @@ def retire_variant(
     Its figures stay, rewards for decisions made before still count, and its id is not
     reused."""
     with transaction.atomic():
-        test = _changing_variants(test_id)
+        test = _locked(test_id)
         variant_id = services.variant_of(test, variant)
         if variant_id in test.retired_variants:
             raise InvalidInput(f"Variant {variant_id} is retired already.")
@@ -112,6 +121,13 @@ def retire_variant(
         test.retired_variants = sorted([*test.retired_variants, variant_id])
         _publish_variants(test)
         audit.record(actor, "variant_retired", str(test.id), variant_id=variant_id)
+        announce(
+            events.VARIANT_RETIRED,
+            test,
+            actor,
+            variant_id=variant_id,
+            variant_label=label_of(test, variant_id),
+        )
     snapshots.forget(str(test.id))
     logger.info("Variant retired", extra={"test_id": str(test.id), "variant_id": variant_id})
     return test, variant_id
@@ -125,7 +141,7 @@ def set_holdout_share(test_id: str, share: float, actor: audit.Actor | None = No
     holdout's (chosen uniformly at random). Counted as a change of the Test's definition,
     which every worker's next decision checks (bandit.state.lifecycle)."""
     with transaction.atomic():
-        test = _changing_variants(test_id)
+        test = _locked(test_id)
         previous = test.holdout_share
         test.holdout_share = share
         test.definition_version += 1
@@ -190,25 +206,34 @@ def set_reward_window(
 def rollout(test_id: str, variant: Label, actor: audit.Actor | None = None) -> tuple[Test, int]:
     """Serve one variant (by id or label) to everyone, from the next request on, on every
     worker."""
-    test = services.get_test(test_id)
-    variant_id = services.variant_of(test, variant)
-    if variant_id in test.retired_variants:
-        raise InvalidInput(f"Variant {variant_id} is retired: it cannot be rolled out.")
     with transaction.atomic():
+        test = _locked(test_id)
+        variant_id = services.variant_of(test, variant)
+        if variant_id in test.retired_variants:
+            raise InvalidInput(f"Variant {variant_id} is retired: it cannot be rolled out.")
         test.global_variant_rollout = variant_id
         test.save(update_fields=["global_variant_rollout"])
         audit.record(actor, "rollout", str(test.id), variant_id=variant_id)
+        announce(
+            events.ROLLOUT_SET,
+            test,
+            actor,
+            variant_id=variant_id,
+            variant_label=label_of(test, variant_id),
+        )
         lifecycle.set_rollout(str(test.id), variant_id)
     logger.info("Global rollout set", extra={"test_id": str(test.id), "variant_id": variant_id})
     return test, variant_id
 
 
 def clear_rollout(test_id: str, actor: audit.Actor | None = None) -> Test:
-    test = services.get_test(test_id)
     with transaction.atomic():
+        test = _locked(test_id)
+        was = test.global_variant_rollout
         test.global_variant_rollout = None
         test.save(update_fields=["global_variant_rollout"])
         audit.record(actor, "rollout_cleared", str(test.id))
+        announce(events.ROLLOUT_CLEARED, test, actor, variant_id=was)
         lifecycle.set_rollout(str(test.id), None)
     logger.info("Global rollout cleared", extra={"test_id": str(test.id)})
     return test

@@ -55,6 +55,10 @@ class Test(models.Model):
     # This share of decisions is chosen uniformly at random (`holdout: true`): the plain split
     # that the bandit's decisions are measured against (bandit.decision_log).
     holdout_share = models.FloatField(default=0.0)
+    # The variant last found the winner (bandit.winners), and when: announced to webhooks
+    # (WINNER_FOUND) when it is found or changes.
+    winner_variant = models.PositiveIntegerField(null=True, blank=True)
+    winner_found_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -21,7 +21,7 @@ import numpy as np
 from django.db import transaction
 from redis.exceptions import RedisError
 
-from bandit import checkpoints, metrics, policy, snapshots
+from bandit import announcements, checkpoints, metrics, policy, snapshots
 from bandit.defaults import TestSettings
 from bandit.models import Test
 from bandit.policy import ContextValue
@@ -29,6 +29,7 @@ from bandit.state import decisions, durable, keys, lifecycle, rewards
 from core.errors import InvalidInput, NotFound, Unavailable
 from core.observability.metrics import count, observe
 from system import audit, config
+from webhooks import events
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ def create_test(
             holdout_share=holdout_share,
         )
         audit.record(actor, "test_created", str(test.id), name=test.name)
+        announcements.announce(events.TEST_CREATED, test, actor, variants=stored_variants)
         # Inside the transaction: if Redis is down, the Test is not created at all.
         lifecycle.create_test(
             str(test.id),
@@ -120,6 +122,8 @@ def delete_test(test_id: str, actor: audit.Actor | None = None) -> str:
             raise NotFound(f"Test {key} not found.")
         test.delete()
         audit.record(actor, "test_deleted", key, name=test.name)
+        test.id = uuid.UUID(key)  # deleting cleared it; the announcement names it
+        announcements.announce(events.TEST_DELETED, test, actor)
         # Inside the transaction: if Redis is down, the Test stays as it was.
         removed = lifecycle.delete_test(key)
     snapshots.forget(key)

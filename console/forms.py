@@ -13,11 +13,15 @@ from django import forms
 from rest_framework import serializers
 
 from api import system_serializers as shapes
+from api import webhook_serializers as webhook_shapes
 from api.validation import first_message, validated
 from bandit import defaults
 from core.errors import Conflict, InvalidInput
 from system import services
 from system.audit import Actor
+from webhooks import services as webhook_services
+from webhooks.events import EVENT_TYPES
+from webhooks.models import Webhook
 
 
 class ServiceForm(forms.Form):
@@ -99,3 +103,32 @@ class RedisSettingsForm(ServiceForm):
             if data.get("port") is not None:
                 body["port"] = data["port"]
         services.update_redis_config(actor, **validated(shapes.RedisConfigChange, body))
+
+
+class WebhookForm(ServiceForm):
+    """A new webhook; after `apply`, `created` holds it (with the secret to show once)."""
+
+    prefix = "webhook"
+    url = forms.CharField(
+        label="URL",
+        max_length=2000,
+        help_text="Where Scout posts the events: an http or https URL.",
+    )
+    events = forms.MultipleChoiceField(
+        label="Events",
+        choices=[(name, name) for name in EVENT_TYPES],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    verify_tls = forms.BooleanField(
+        label="Verify TLS certificates",
+        required=False,
+        initial=True,
+        help_text="Turn off only for a receiver with a self-signed certificate, in development.",
+    )
+    created: Webhook | None = None
+
+    def call(self, actor: Actor, data: dict[str, Any]) -> None:
+        body = validated(webhook_shapes.WebhookCreate, dict(data))
+        self.created = webhook_services.create_webhook(
+            actor, url=body["url"], event_types=body["events"], verify_tls=body["verify_tls"]
+        )

@@ -77,10 +77,11 @@ def _one_malloc_arena() -> None:
 def _post_worker_init(worker: Any) -> None:
     """Start each worker's background duties once it is forked and has loaded Django, and let
     open log streams end at once on a graceful stop, so it never waits for a viewer."""
-    from bandit import checkpoints, decision_log, windows
+    from bandit import announcements, checkpoints, decision_log, windows
     from core.observability import metrics
     from core.observability.stream import SHUTTING_DOWN
     from system import config
+    from webhooks import sender
 
     # Everything loaded so far lives as long as the worker: leave it out of the garbage
     # collector's full passes, which otherwise walk it all and pause every thread for 100-200
@@ -91,6 +92,8 @@ def _post_worker_init(worker: Any) -> None:
     checkpoints.start_background()
     windows.start_background()
     decision_log.start_background()
+    announcements.start_background()
+    sender.start_background()
     config.prepare()
     previous = signal.getsignal(signal.SIGTERM)
 

@@ -128,8 +128,9 @@ INSTALLED_APPS = [
     "axes",
     "django_prometheus",
     # Scout, bottom layer first (docs/architecture.md): the system administration (app label
-    # `adminapi`), the Test domain, the HTTP API and the console.
+    # `adminapi`), webhooks, the Test domain, the HTTP API and the console.
     "system",
+    "webhooks",
     "bandit",
     "api",
     "console",
@@ -292,6 +293,22 @@ SCOUT_DECISION_LOG_BACKLOG = env_int("SCOUT_DECISION_LOG_BACKLOG", 1_000_000, mi
 # has at least this many rewards (`winner` in model_details).
 SCOUT_WINNER_PROBABILITY = env_float("SCOUT_WINNER_PROBABILITY", 0.95, minimum=0.5, maximum=1.0)
 SCOUT_WINNER_MINIMUM_REWARDS = env_int("SCOUT_WINNER_MINIMUM_REWARDS", 1_000, minimum=1)
+# How often Tests that learned are looked at for a winner, to announce it (WINNER_FOUND; 0 turns
+# the check off).
+SCOUT_WINNER_CHECK_SECONDS = env_float("SCOUT_WINNER_CHECK_SECONDS", 10.0, minimum=0.0)
+# Webhooks (webhooks.sender): how long a receiver has to answer, the first retry's delay (then
+# doubling up to an hour), for how long after its event a delivery is retried, how long
+# finished deliveries are kept (the console's history), how often the outbox is read (0 turns
+# sending off on this host).
+SCOUT_WEBHOOK_TIMEOUT_SECONDS = env_float(
+    "SCOUT_WEBHOOK_TIMEOUT_SECONDS", 5.0, minimum=0.1, maximum=60.0
+)
+SCOUT_WEBHOOK_FIRST_RETRY_SECONDS = env_float(
+    "SCOUT_WEBHOOK_FIRST_RETRY_SECONDS", 10.0, minimum=0.1, maximum=30.0
+)
+SCOUT_WEBHOOK_RETRY_HOURS = env_float("SCOUT_WEBHOOK_RETRY_HOURS", 24.0, minimum=0.0)
+SCOUT_WEBHOOK_KEEP_DAYS = env_float("SCOUT_WEBHOOK_KEEP_DAYS", 7.0, minimum=0.0)
+SCOUT_WEBHOOK_POLL_SECONDS = env_float("SCOUT_WEBHOOK_POLL_SECONDS", 1.0, minimum=0.0)
 # Defaults for new Tests (operators can change them for later Tests over the admin API).
 SCOUT_TRAIL_WINDOW_MINUTES = env_int("SCOUT_TRAIL_WINDOW_MINUTES", 60, minimum=1, maximum=10_080)
 SCOUT_TRAIL_GRANULARITY_SECONDS = env_int(
@@ -332,6 +349,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The webhook event types, one named enum wherever they appear.
+    "ENUM_NAME_OVERRIDES": {"WebhookEventType": "webhooks.events.EVENT_TYPES"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "api.openapi.contract_paths",
@@ -389,6 +408,11 @@ UNFOLD = {
                         "title": "System",
                         "icon": "tune",
                         "link": reverse_lazy("admin:adminapi_systemconfig_changelist"),
+                    },
+                    {
+                        "title": "Webhooks",
+                        "icon": "webhook",
+                        "link": reverse_lazy("admin:scout_webhooks_webhook_changelist"),
                     },
                     {
                         "title": "API tokens",

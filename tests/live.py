@@ -204,6 +204,30 @@ class ScoutServer:
             self.process.kill()
             return self.process.wait()
 
+    def processes(self) -> list[int]:
+        """The pids of the server and of every process under it (workers, embedded Redis)."""
+        if self.process is None:
+            return []
+        found, pending = [], [self.process.pid]
+        while pending:
+            pid = pending.pop()
+            try:
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except OSError:
+                continue
+            found.append(pid)
+            pending += [int(child) for child in children]
+        return found
+
+    def crash(self) -> None:
+        """Kill the server and all under it at once (SIGKILL), as a host that loses power:
+        nothing gets to finish or hand anything on."""
+        for pid in self.processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if self.process is not None:
+            self.process.wait(10)
+
     def manage(self, *args: str, **env: str) -> str:
         """Run `scout manage ...` against this server's database and Redis."""
         result = subprocess.run(

@@ -25,6 +25,7 @@ PAGES = [
     "/admin/adminapi/apitoken/",
     "/admin/adminapi/apitoken/add/",
     "/admin/adminapi/auditentry/",
+    "/admin/scout_webhooks/webhook/",
     "/admin/logs/",
     "/admin/auth/user/",
 ]

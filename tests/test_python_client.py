@@ -310,17 +310,10 @@ def test_retries_are_bounded_in_attempts_and_in_time(loopback):
 
 def _redis_pid(server: ScoutServer) -> int:
     """The server's embedded redis-server, among its descendants."""
-    pending = [server.process.pid]
-    while pending:
-        pid = pending.pop()
-        try:
+    for pid in server.processes():
+        with contextlib.suppress(OSError):
             if Path(f"/proc/{pid}/comm").read_text().strip() == "redis-server":
                 return pid
-            pending += [
-                int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-            ]
-        except OSError:
-            continue
     raise AssertionError("no embedded Redis under the server")
 
 

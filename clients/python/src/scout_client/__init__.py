@@ -32,6 +32,7 @@ from scout_client.models import (
     TestSummary,
     VariantPerformance,
     Webhook,
+    WebhookDelivery,
     WebhookEvent,
     Winner,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "TestSummary",
     "VariantPerformance",
     "Webhook",
+    "WebhookDelivery",
     "WebhookEvent",
     "WebhookSignatureError",
     "Winner",

@@ -45,6 +45,7 @@ from scout_client.models import (
     VariantRetired,
     VariantsAdded,
     Webhook,
+    WebhookDelivery,
     WebhookEvent,
 )
 
@@ -295,3 +296,11 @@ def delete_webhook(webhook_id: int) -> Call[JsonObject]:
 
 def ping_webhook(webhook_id: int) -> Call[JsonObject]:
     return _admin(f"webhooks/{int(webhook_id)}/ping", {})
+
+
+def _deliveries(body: JsonObject) -> list[WebhookDelivery]:
+    return [WebhookDelivery.from_json(entry) for entry in body["deliveries"]]
+
+
+def webhook_deliveries(webhook_id: int) -> Call[list[WebhookDelivery]]:
+    return _admin(f"webhooks/{int(webhook_id)}/deliveries", read=_deliveries)

@@ -50,6 +50,7 @@ from scout_client.models import (
     VariantRetired,
     VariantsAdded,
     Webhook,
+    WebhookDelivery,
     WebhookEvent,
 )
 from scout_client.rewards_queue import AsyncRewardQueue, QueueOptions, QueueStats
@@ -287,3 +288,7 @@ class AsyncClient:
 
     async def ping_webhook(self, webhook_id: int) -> JsonObject:
         return await self._http.call(endpoints.ping_webhook(webhook_id))
+
+    async def webhook_deliveries(self, webhook_id: int) -> list[WebhookDelivery]:
+        """The webhook's recent deliveries, newest first: how each event fared."""
+        return await self._http.call(endpoints.webhook_deliveries(webhook_id))

@@ -54,6 +54,7 @@ from scout_client.models import (
     VariantRetired,
     VariantsAdded,
     Webhook,
+    WebhookDelivery,
     WebhookEvent,
 )
 from scout_client.rewards_queue import QueueOptions, QueueStats, RewardQueue
@@ -380,3 +381,7 @@ class Client:
     def ping_webhook(self, webhook_id: int) -> JsonObject:
         """Have Scout send the webhook a PING event."""
         return self._http.call(endpoints.ping_webhook(webhook_id))
+
+    def webhook_deliveries(self, webhook_id: int) -> list[WebhookDelivery]:
+        """The webhook's recent deliveries, newest first: how each event fared."""
+        return self._http.call(endpoints.webhook_deliveries(webhook_id))

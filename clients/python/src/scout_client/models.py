@@ -509,3 +509,38 @@ class Webhook:
             secret=body.get("secret"),
             raw=body,
         )
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One event's delivery to a webhook: `state` is "pending" (retried until it is delivered
+    or its retry period ends), "delivered" or "failed" (given up)."""
+
+    event_uuid: str
+    event_type: str
+    event_time: datetime | None
+    state: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    raw: Mapping[str, Any] = _raw()
+
+    @classmethod
+    def from_json(cls, body: JsonObject) -> WebhookDelivery:
+        event = body["event"]
+        return cls(
+            event_uuid=event["uuid"],
+            event_type=event["type"],
+            event_time=_time(event.get("time")),
+            state=body["state"],
+            attempts=body["attempts"],
+            last_status=body.get("last_status"),
+            last_error=body.get("last_error"),
+            last_attempt_at=_time(body.get("last_attempt_at")),
+            next_attempt_at=_time(body.get("next_attempt_at")),
+            delivered_at=_time(body.get("delivered_at")),
+            raw=body,
+        )

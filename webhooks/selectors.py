@@ -1,0 +1,58 @@
+"""What the staff API and the console show of webhooks and their deliveries."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from webhooks.models import Delivery, Webhook
+
+RECENT_DELIVERIES = 50
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def webhook(hook: Webhook, *, with_secret: bool = False) -> dict[str, Any]:
+    shown: dict[str, Any] = {
+        "id": hook.pk,
+        "url": hook.url,
+        "events": list(hook.events),
+        "verify_tls": hook.verify_tls,
+        "created_at": _iso(hook.created_at),
+        "created_by": hook.created_by,
+    }
+    if with_secret:
+        shown["secret"] = hook.secret
+    return shown
+
+
+def webhooks() -> list[dict[str, Any]]:
+    return [webhook(hook) for hook in Webhook.objects.all()]
+
+
+def delivery(entry: Delivery) -> dict[str, Any]:
+    return {
+        "event": {
+            "uuid": str(entry.event.uuid),
+            "type": entry.event.type,
+            "time": _iso(entry.event.time),
+        },
+        "subject": entry.subject,
+        "state": entry.state,
+        "attempts": entry.attempts,
+        "last_status": entry.last_status,
+        "last_error": entry.last_error or None,
+        "last_attempt_at": _iso(entry.last_attempt_at),
+        "next_attempt_at": _iso(entry.next_attempt_at) if entry.state == Delivery.PENDING else None,
+        "delivered_at": _iso(entry.delivered_at),
+    }
+
+
+def recent_deliveries(hook: Webhook, limit: int = RECENT_DELIVERIES) -> list[dict[str, Any]]:
+    """The webhook's latest deliveries, newest first."""
+    latest = hook.deliveries.select_related("event").order_by("-id")[:limit]
+    return [delivery(entry) for entry in latest]
