@@ -51,6 +51,7 @@ class Receiver:
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.answer: Callable[[int], int] = lambda number: 200
         self.hang = threading.Event()  # set: requests wait until it is cleared (or 10 s)
+        self.location: str | None = None  # sent as Location (a redirect's target)
         self.lock = threading.Lock()
         receiver = self
 
@@ -68,6 +69,8 @@ class Receiver:
                 status = receiver.answer(number)
                 try:
                     self.send_response(status)
+                    if receiver.location:
+                        self.send_header("Location", receiver.location)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                 except OSError:  # Scout gave up first
@@ -319,12 +322,13 @@ def test_a_redirect_is_not_followed(staff, subscribe, receivers):
     target = receivers()
     redirecting = receivers()
     redirecting.answer = lambda number: 302
+    redirecting.location = target.url
     hook = subscribe(redirecting.url, ["PING"])
     staff.post(f"/admin/webhooks/{hook['id']}/ping")
     wait_until(lambda: deliveries(staff, hook["id"])[0]["attempts"] >= 1)
     [attempted] = deliveries(staff, hook["id"])
     assert attempted["state"] == "pending" and attempted["last_status"] == 302
-    assert "not followed" in attempted["last_error"]
+    assert "not followed" in attempted["last_error"] and target.url in attempted["last_error"]
     assert target.received == []
 
 
