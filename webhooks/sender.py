@@ -11,7 +11,8 @@ going away and coming back.
   delivery is sent once every older delivery of its subject to that webhook is delivered or
   given up.
 - Each webhook's deliveries are sent by a thread of a pool, one webhook at a time per thread:
-  a receiver that hangs (until the timeout) or fails holds up its own deliveries only.
+  a receiver that hangs (until the timeout) or fails holds up its own deliveries only (with
+  more receivers hanging at once than the pool's 8 threads, the others wait up to one timeout).
 - A failed delivery (no 2xx answer in time; a redirect is a failure, not followed) is retried
   after SCOUT_WEBHOOK_FIRST_RETRY_SECONDS (10 s), then twice as long each time up to an hour,
   until SCOUT_WEBHOOK_RETRY_HOURS (24) after its event; then it is marked failed.
