@@ -27,6 +27,8 @@ from api.test_fields import (
     ContextField,
     EligibleVariantsField,
     LabelField,
+    MomentField,
+    OnEndField,
     RequestIdField,
     TestIdField,
     VariantsField,
@@ -44,7 +46,7 @@ from api.validation import (
     validated,
 )
 from bandit import defaults, policy, windows
-from bandit.services import EntryRefused, RewardInput
+from bandit.services import EntryRefused, RewardInput, Schedule
 
 
 class Error(serializers.Serializer):
@@ -219,6 +221,30 @@ class CreateTestRequest(TestSettingsFields):
 
     holdout_share = HoldoutShareField()
 
+    starts_at = MomentField(
+        required=False,
+        allow_null=True,
+        help_text=(
+            "When the Test starts (ISO 8601; UTC when no offset is given). Until then it "
+            "serves its first variant in service to everyone (`is_active: false`) and counts "
+            "no reward. A start that is not in the future starts the Test at once; a start "
+            "missed while Scout was down fires as soon as it is back."
+        ),
+    )
+    ends_at = MomentField(
+        required=False,
+        allow_null=True,
+        help_text="When the Test ends and does what `on_end` says: in the future, after its start.",
+    )
+    on_end = OnEndField(
+        required=False,
+        help_text=(
+            "What the Test does at `ends_at`: `keep` (the default) goes on learning, "
+            "`rollout_best` rolls out the variant with the highest probability of being best, "
+            "a variant's id or label rolls out that variant."
+        ),
+    )
+
     # Numbers of variants for which the schema states the minimum share's bound exactly;
     # between two of them it states the bound of the larger (a schema cannot divide).
     SHARE_TIERS = (2, 3, 4, 5, 6, 8, 10, 20, 50, 100)
@@ -245,6 +271,13 @@ class CreateTestRequest(TestSettingsFields):
         problem = defaults.minimum_share_problem(share, count)
         if problem:
             raise serializers.ValidationError({"minimum_variant_share": problem})
+        on_end, variant = attrs.pop("on_end", (Schedule.KEEP, None))
+        attrs["schedule"] = Schedule(
+            starts_at=attrs.pop("starts_at", None),
+            ends_at=attrs.pop("ends_at", None),
+            on_end=on_end,
+            on_end_variant=variant,
+        )
         return attrs
 
 
@@ -357,6 +390,23 @@ class TestDetails(TestSummary):
     )
     exploitation_exploration_ratio = serializers.DictField()
     evaluation = Evaluation()
+    starts_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the Test starts (null: it started when created)."
+    )
+    ends_at = serializers.DateTimeField(allow_null=True, help_text="When it ends (null: never).")
+    on_end = LabelField(
+        help_text="`keep`, `rollout_best`, or the id of the variant rolled out at the end."
+    )
+    schedule = serializers.ChoiceField(
+        choices=["scheduled", "running", "ended"],
+        help_text=(
+            "`scheduled` until its start fires, `ended` once its end has, `running` between."
+        ),
+    )
+    started_at = serializers.DateTimeField(
+        allow_null=True, help_text="When its start fired (its creation, without a start)."
+    )
+    ended_at = serializers.DateTimeField(allow_null=True, help_text="When its end fired.")
     winner = Winner(
         allow_null=True,
         help_text=(

@@ -1,5 +1,6 @@
 """The strict fields of the Test endpoints' bodies: variant labels, a Test's variants, a
-context, a request id, a Test id and a list of eligible variants.
+context, a request id, a Test id, a list of eligible variants, a moment and what a Test does
+at its end.
 
 Each field takes exactly the JSON type it documents, within limits read from the settings, and
 states its OpenAPI schema; the request serializers (api.serializers) are built from them, so a
@@ -8,6 +9,8 @@ rule about a label or a context lives here once.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from typing import Any
 
 from django.conf import settings
@@ -25,7 +28,9 @@ from api.validation import (
     text_problem,
 )
 from bandit.policy import is_number
+from bandit.services import Schedule
 from core.errors import Conflict
+from core.time import iso
 
 # Rewards and numeric context values beyond this magnitude are refused: their squares must stay
 # far from overflowing the sums Scout keeps.
@@ -283,3 +288,52 @@ class EligibleVariantsField(serializers.JSONField):
                     "an integer)."
                 )
         return labels  # type: ignore[return-value]
+
+
+@extend_schema_field({"type": "string", "format": "date-time"})
+class MomentField(serializers.Field):
+    """A moment in ISO 8601 (`2027-01-01T00:00:00Z`); one without an offset is read as UTC.
+    Its value is an aware datetime in UTC."""
+
+    def to_internal_value(self, data: object) -> dt.datetime:
+        problem = f"{self.field_name} must be a date and time in ISO 8601, such as " + (
+            "2027-01-01T00:00:00Z."
+        )
+        if not isinstance(data, str) or len(data) > 64:
+            raise serializers.ValidationError(problem)
+        text = data.strip().upper()
+        # RFC 3339 allows a leap second, which Python's datetime cannot hold.
+        text = LEAP_SECOND.sub(r"\g<1>59", text)
+        try:
+            moment = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise serializers.ValidationError(problem) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        try:
+            return moment.astimezone(dt.UTC)
+        except OverflowError:  # an offset that takes it past year 1 or 9999
+            raise serializers.ValidationError(problem) from None
+
+    def to_representation(self, value: dt.datetime) -> str | None:
+        return iso(value)
+
+
+LEAP_SECOND = re.compile(r"(T\d\d:\d\d:)60")
+
+
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "integer"}]})
+class OnEndField(serializers.JSONField):
+    """What a Test does at its end: `keep`, `rollout_best`, or a variant's id or label to roll
+    out. Its value is (Schedule.KEEP | ROLLOUT_BEST | VARIANT, the variant or None)."""
+
+    PROBLEM = 'on_end must be "keep", "rollout_best", or the id or label of a variant.'
+    default_error_messages = {"null": PROBLEM}
+
+    def to_internal_value(self, data: object) -> tuple[str, str | int | None]:  # type: ignore[override]
+        if data in (Schedule.KEEP, Schedule.ROLLOUT_BEST):
+            return str(data), None
+        label = as_label(data)
+        if label_problem(label):
+            raise serializers.ValidationError(self.PROBLEM)
+        return Schedule.VARIANT, label  # type: ignore[return-value]

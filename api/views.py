@@ -117,6 +117,7 @@ class CreateTestView(ApiView):
             sticky_assignment=body["sticky_assignment"],
             sticky_seconds=body["sticky_seconds"],
             holdout_share=body["holdout_share"],
+            schedule=body["schedule"],
             actor=self.actor(request),
         )
         return Response(

@@ -118,6 +118,16 @@ def retire_variant(
                 f"Variant {variant_id} is rolled out to everyone; clear the rollout before "
                 "retiring it."
             )
+        if test.served_rollout == variant_id:
+            raise InvalidInput(
+                f"Variant {variant_id} is served to everyone until the Test starts; it cannot "
+                "be retired before then."
+            )
+        if test.ended_at is None and test.on_end_variant == variant_id:
+            raise InvalidInput(
+                f"Variant {variant_id} is what the Test rolls out when it ends (on_end); it "
+                "cannot be retired."
+            )
         test.retired_variants = sorted([*test.retired_variants, variant_id])
         _publish_variants(test)
         audit.record(actor, "variant_retired", str(test.id), variant_id=variant_id)
@@ -221,7 +231,7 @@ def rollout(test_id: str, variant: Label, actor: audit.Actor | None = None) -> t
             variant_id=variant_id,
             variant_label=label_of(test, variant_id),
         )
-        lifecycle.set_rollout(str(test.id), variant_id)
+        lifecycle.set_rollout(str(test.id), test.served_rollout)
     logger.info("Global rollout set", extra={"test_id": str(test.id), "variant_id": variant_id})
     return test, variant_id
 
@@ -234,6 +244,7 @@ def clear_rollout(test_id: str, actor: audit.Actor | None = None) -> Test:
         test.save(update_fields=["global_variant_rollout"])
         audit.record(actor, "rollout_cleared", str(test.id))
         announce(events.ROLLOUT_CLEARED, test, actor, variant_id=was)
-        lifecycle.set_rollout(str(test.id), None)
+        # Before its start, the Test goes on serving its first variant.
+        lifecycle.set_rollout(str(test.id), test.served_rollout)
     logger.info("Global rollout cleared", extra={"test_id": str(test.id)})
     return test

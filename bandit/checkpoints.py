@@ -78,12 +78,13 @@ def restore(test: Test) -> bool:
     checkpoint = Checkpoint.objects.filter(test=test).first()
     hashes = checkpoint.data if checkpoint else {}
     definition = lifecycle.meta_fields(
-        rollout=test.global_variant_rollout,
+        rollout=test.served_rollout,
         reward_window_seconds=test.reward_window_seconds,
         default_reward=test.default_reward,
         definition_version=test.definition_version,
         sticky_seconds=test.sticky_seconds if test.sticky_assignment else None,
         retired=test.retired_variants,
+        not_started=test.waiting_to_start,
     )
     restored = durable.restore_test(str(test.id), hashes, definition)
     if restored:

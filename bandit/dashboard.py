@@ -18,6 +18,7 @@ from bandit import evaluation, policy, selectors, services, snapshots, winners
 from bandit.models import Test
 from bandit.state import reads
 from core.errors import NotFound
+from core.time import iso
 
 # Charts with more points than this merge neighbouring trail buckets (a week of one-second
 # buckets would otherwise send ten thousand points per variant on every refresh).
@@ -125,7 +126,7 @@ def _series(details: dict[str, Any], variant_ids: list[int]) -> dict[str, Any]:
         for variant in variant_ids
     }
     return {
-        "timestamps": [selectors.iso(start) for start in starts],
+        "timestamps": [iso(start) for start in starts],
         "bucket_seconds": step,
         "merged_buckets": factor,
         "traffic_share": {str(v): share[v] for v in variant_ids},
@@ -195,6 +196,7 @@ def dashboard(test_id: str) -> dict[str, Any]:
             summary["default_rewards"] for summary in details["performance_summary"].values()
         ),
         "winner": details["winner"],
+        "schedule": _schedule(details, labels, snapshot.definition.variant_ids),
         "holdout": holdout(details["evaluation"]["holdout"]),
         "logged_decisions": details["evaluation"]["logged_decisions"],
         "model": _model(snapshot.stats),
@@ -214,6 +216,30 @@ def dashboard(test_id: str) -> dict[str, Any]:
             if analysis
             else None
         ),
+    }
+
+
+def _schedule(
+    details: dict[str, Any], labels: dict[int, Any], in_service: list[int]
+) -> dict[str, Any] | None:
+    """The Test's schedule in words (None: it has none)."""
+    if details["starts_at"] is None and details["ends_at"] is None:
+        return None
+    on_end = details["on_end"]
+    if on_end == "keep":
+        then = "it keeps learning"
+    elif on_end == "rollout_best":
+        then = "everyone gets the variant most likely to be best"
+    else:
+        then = f"everyone gets {labels.get(on_end, on_end)}"
+    return {
+        "state": details["schedule"],
+        "starts_at": details["starts_at"],
+        "ends_at": details["ends_at"],
+        "started_at": details["started_at"],
+        "ended_at": details["ended_at"],
+        "waiting_label": str(labels[in_service[0]]) if in_service else None,
+        "then": then,
     }
 
 

@@ -37,6 +37,7 @@ from bandit import estimators
 from bandit.models import LoggedDecision, LoggedReward, Test, lock_existing
 from bandit.state import log
 from core import periodic
+from core.time import iso
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ def records(test: Test, start: datetime | None, end: datetime | None) -> Iterato
             decision = dict(zip(_DECISION_FIELDS, values, strict=True))
             reward = rewards.get((decision["request_id"], decision["variant_id"]))
             yield {
-                "decided_at": iso(decision["decided_at"]),
+                "decided_at": iso(decision["decided_at"], precise=True),
                 "request_id": decision["request_id"],
                 "variant_id": decision["variant_id"],
                 "variant_label": labels.get(str(decision["variant_id"])),
@@ -238,7 +239,7 @@ def records(test: Test, start: datetime | None, end: datetime | None) -> Iterato
                 if decision["ranking"]
                 else None,
                 "reward": reward[0] if reward else None,
-                "rewarded_at": iso(reward[1]) if reward else None,
+                "rewarded_at": iso(reward[1], precise=True) if reward else None,
                 "reward_defaulted": reward[2] if reward else False,
             }
 
@@ -269,10 +270,6 @@ def rewards_of(
     ):
         found.setdefault((request_id, variant_id), (reward, at, defaulted))
     return found
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def json_lines(records: Iterator[dict[str, Any]]) -> Iterator[bytes]:

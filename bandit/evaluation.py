@@ -22,6 +22,7 @@ import numpy as np
 
 from bandit import decision_log, estimators, policy, snapshots
 from bandit.models import LoggedDecision, Test
+from core.time import iso
 
 # The most recent decisions an evaluation reads, at most: enough for intervals a few tenths
 # of a percent wide, and a bounded cost per request.
@@ -136,8 +137,8 @@ def _logged(test: Test, start: datetime | None, end: datetime | None) -> _Logged
             log.propensities.append(propensity)
             log.variants.append(variant)
             log.contexts.append(context)
-            log.last = log.last or decision_log.iso(decided_at)
-            log.first = decision_log.iso(decided_at)
+            log.last = log.last or iso(decided_at, precise=True)
+            log.first = iso(decided_at, precise=True)
     return _Logged(log)
 
 

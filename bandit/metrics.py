@@ -100,13 +100,14 @@ class ActiveTestsCollector:
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
-            count = Test.objects.filter(global_variant_rollout__isnull=True).count()
+            count = Test.objects.filter(Test.learning()).count()
         except DatabaseError as exc:
             # The rest of the scrape is still worth having; /readyz reports the database.
             logger.warning("active_models left out of the scrape: %s", exc)
             return
         family = GaugeMetricFamily(
-            "active_models", "Tests that are learning (no global rollout in force)."
+            "active_models",
+            "Tests that are learning (started, and no global rollout in force).",
         )
         family.add_metric([], count)
         yield family

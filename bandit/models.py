@@ -59,18 +59,60 @@ class Test(models.Model):
     # (WINNER_FOUND) when it is found or changes.
     winner_variant = models.PositiveIntegerField(null=True, blank=True)
     winner_found_at = models.DateTimeField(null=True, blank=True)
+    # A schedule (bandit.schedules): before `starts_at` the Test serves its first variant to
+    # everyone and learns nothing; at `ends_at` it does what `on_end` says. `started_at` and
+    # `ended_at` say when each fired (a Test without a start starts when it is created).
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    on_end = models.CharField(max_length=16, default="keep")  # bandit.schedules.ON_END
+    on_end_variant = models.PositiveIntegerField(null=True, blank=True)  # on_end "variant"
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "Test"
+        indexes = [
+            # What the schedule check looks for every second: starts and ends not fired yet.
+            models.Index(
+                fields=["starts_at"],
+                name="test_start_due",
+                condition=models.Q(started_at__isnull=True),
+            ),
+            models.Index(
+                fields=["ends_at"], name="test_end_due", condition=models.Q(ended_at__isnull=True)
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
 
+    @staticmethod
+    def learning() -> models.Q:
+        """The Tests that learn and sample (`is_active`), as a database filter."""
+        return models.Q(global_variant_rollout__isnull=True, started_at__isnull=False)
+
+    @property
+    def waiting_to_start(self) -> bool:
+        """Scheduled, and its start has not fired yet: it serves `served_rollout` and learns
+        nothing."""
+        return self.started_at is None
+
+    @property
+    def served_rollout(self) -> int | None:
+        """The variant every visitor gets: a rollout's, or before the start the Test's first
+        variant in service; None while the Test learns and samples."""
+        if self.global_variant_rollout is not None:
+            return self.global_variant_rollout
+        if self.waiting_to_start:
+            return self.variants_in_service()[0]
+        return None
+
     @property
     def is_active(self) -> bool:
-        """A Test learns and samples unless a variant has been rolled out to everyone."""
-        return self.global_variant_rollout is None
+        """A Test learns and samples unless a variant is served to everyone: rolled out, or
+        the Test has not started."""
+        return self.served_rollout is None
 
     def variant_ids(self) -> list[int]:
         """Every variant the Test ever had, retired ones included."""

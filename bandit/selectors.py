@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
@@ -10,17 +9,9 @@ from django.conf import settings
 
 from bandit import decision_log, snapshots, winners
 from bandit.models import Test
-from bandit.services import get_test, restore_lost
+from bandit.services import Schedule, get_test, restore_lost
 from bandit.state import reads
-
-
-def iso(moment: dt.datetime | float | None) -> str | None:
-    """ISO 8601 in UTC with a Z, to the millisecond."""
-    if moment is None:
-        return None
-    if not isinstance(moment, dt.datetime):
-        moment = dt.datetime.fromtimestamp(moment, tz=dt.UTC)
-    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from core.time import iso
 
 
 def _summary(test: Test, counters: reads.Counters) -> dict[str, Any]:
@@ -147,7 +138,21 @@ def details(test_id: str) -> dict[str, Any]:
         "context_feature_analysis": _feature_analysis(key, test, counters),
         "exploitation_exploration_ratio": _exploitation(counters),
         "evaluation": evaluation(test),
+        **schedule(test),
         "winner": _winner(key, counters.total_updates),
+    }
+
+
+def schedule(test: Test) -> dict[str, Any]:
+    """A Test's schedule and where it stands."""
+    state = "scheduled" if test.waiting_to_start else "ended" if test.ended_at else "running"
+    return {
+        "starts_at": iso(test.starts_at),
+        "ends_at": iso(test.ends_at),
+        "on_end": test.on_end_variant if test.on_end == Schedule.VARIANT else test.on_end,
+        "schedule": state,
+        "started_at": iso(test.started_at),
+        "ended_at": iso(test.ended_at),
     }
 
 

@@ -8,6 +8,7 @@ the same.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import threading
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 from django.db import transaction
+from django.utils import timezone
 from redis.exceptions import RedisError
 
 from bandit import announcements, checkpoints, metrics, policy, snapshots
@@ -28,6 +30,7 @@ from bandit.policy import ContextValue
 from bandit.state import decisions, durable, keys, lifecycle, rewards
 from core.errors import InvalidInput, NotFound, Unavailable
 from core.observability.metrics import count, observe
+from core.time import iso
 from system import audit, config
 from webhooks import events
 
@@ -35,6 +38,48 @@ logger = logging.getLogger(__name__)
 
 Label = str | int
 Context = dict[str, ContextValue]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a Test starts and ends, and what it does at its end (bandit.schedules fires
+    both). Before `starts_at` a Test serves its first variant in service to everyone and
+    counts no reward; at `ends_at` it goes on learning (`keep`), rolls out the variant most
+    likely to be best (`rollout_best`) or rolls out `on_end_variant` (`variant`, by id or
+    label). Moments are aware datetimes; None: no start (the Test starts when created) or
+    no end."""
+
+    KEEP = "keep"
+    ROLLOUT_BEST = "rollout_best"
+    VARIANT = "variant"
+
+    starts_at: dt.datetime | None = None
+    ends_at: dt.datetime | None = None
+    on_end: str = KEEP
+    on_end_variant: Label | None = None
+
+    def check(self, now: dt.datetime) -> None:
+        """Refuse a schedule that cannot run: an end in the past or not after the start."""
+        if self.ends_at is not None:
+            if self.ends_at <= now:
+                raise InvalidInput(f"ends_at ({iso(self.ends_at)}) is not in the future.")
+            if self.starts_at is not None and self.ends_at <= self.starts_at:
+                raise InvalidInput(
+                    f"ends_at ({iso(self.ends_at)}) must be after starts_at "
+                    f"({iso(self.starts_at)})."
+                )
+        if self.on_end != self.KEEP and self.ends_at is None:
+            raise InvalidInput(f"on_end {self.on_end!r} needs an ends_at.")
+
+    def audited(self) -> dict[str, Any]:
+        """What the audit log records of it (nothing for a Test without a schedule)."""
+        if self.starts_at is None and self.ends_at is None:
+            return {}
+        return {
+            "starts_at": iso(self.starts_at),
+            "ends_at": iso(self.ends_at),
+            "on_end": self.on_end_variant if self.on_end == self.VARIANT else self.on_end,
+        }
 
 
 def parse_test_id(raw: str) -> str:
@@ -62,11 +107,15 @@ def create_test(
     sticky_assignment: bool = False,
     sticky_seconds: int = 86_400,
     holdout_share: float = 0.0,
+    schedule: Schedule | None = None,
     actor: audit.Actor | None = None,
 ) -> Test:
     """Create a Test in the database and mark it in Redis. Either both happen or neither."""
     stored_variants = {str(variant_id): variants[variant_id] for variant_id in sorted(variants)}
     chosen = test_settings
+    schedule = schedule or Schedule()
+    now = timezone.now()
+    schedule.check(now)
     with transaction.atomic():
         test = Test.objects.create(
             name=name,
@@ -83,17 +132,27 @@ def create_test(
             sticky_assignment=sticky_assignment,
             sticky_seconds=sticky_seconds,
             holdout_share=holdout_share,
+            created_at=now,
+            starts_at=schedule.starts_at,
+            ends_at=schedule.ends_at,
+            on_end=schedule.on_end,
+            # A start that is not in the future is now: the Test starts as it is created.
+            started_at=now if schedule.starts_at is None or schedule.starts_at <= now else None,
         )
-        audit.record(actor, "test_created", str(test.id), name=test.name)
+        if schedule.on_end == Schedule.VARIANT and schedule.on_end_variant is not None:
+            test.on_end_variant = variant_of(test, schedule.on_end_variant)
+            test.save(update_fields=["on_end_variant"])
+        audit.record(actor, "test_created", str(test.id), name=test.name, **schedule.audited())
         announcements.announce(events.TEST_CREATED, test, actor, variants=stored_variants)
         # Inside the transaction: if Redis is down, the Test is not created at all.
         lifecycle.create_test(
             str(test.id),
             lifecycle.meta_fields(
-                rollout=None,
+                rollout=test.served_rollout,
                 reward_window_seconds=reward_window_seconds,
                 default_reward=default_reward,
                 sticky_seconds=sticky_seconds if sticky_assignment else None,
+                not_started=test.waiting_to_start,
             ),
         )
     logger.info(
@@ -491,6 +550,12 @@ def _resolve_variant(
     raise _UnknownVariant(f"{name} {value!r} is not a variant of this Test.")
 
 
+NOT_STARTED = (
+    "The Test has not started yet (it waits for its scheduled start): a reward before the "
+    "start is not counted."
+)
+
+
 def record_rewards(
     test_id: str,
     entries: Sequence[RewardInput | EntryRefused],
@@ -544,15 +609,19 @@ def _record_rewards(
         }
         batch = [reward for _, reward in resolved]
         try:
-            outcomes = rewards.record_rewards(definition.id, batch, **arguments)
-        except keys.TestMissing:
-            _restore_missing(definition.id)
-            outcomes = rewards.record_rewards(definition.id, batch, **arguments)
-        snapshots.learned_more(definition.id)
-        for (index, reward), outcome in zip(resolved, outcomes, strict=True):
-            _report(report, definition, index, reward, outcome)
-        if report.duplicates:
-            count(metrics.DUPLICATE_REWARDS, amount=len(report.duplicates))
+            try:
+                outcomes = rewards.record_rewards(definition.id, batch, **arguments)
+            except keys.TestMissing:
+                _restore_missing(definition.id)
+                outcomes = rewards.record_rewards(definition.id, batch, **arguments)
+        except keys.NotStarted:
+            report.errors += [{"index": index, "reason": NOT_STARTED} for index, _ in resolved]
+        else:
+            snapshots.learned_more(definition.id)
+            for (index, reward), outcome in zip(resolved, outcomes, strict=True):
+                _report(report, definition, index, reward, outcome)
+            if report.duplicates:
+                count(metrics.DUPLICATE_REWARDS, amount=len(report.duplicates))
     count(metrics.MODEL_REWARDS, definition.id, amount=len(entries))
     report.errors.sort(key=lambda error: error["index"])
     logger.debug(

@@ -203,7 +203,7 @@ def _knowing_nothing(test: Test) -> Snapshot:
         stats,
         policy.build_posterior(stats, definition.prior),
         None,
-        test.global_variant_rollout,
+        test.served_rollout,
         0.0,
     )
 

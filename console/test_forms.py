@@ -24,6 +24,7 @@ from api import serializers as shapes
 from api.validation import first_message, validated
 from bandit import defaults, policy
 from bandit.models import Test
+from bandit.services import Schedule
 from core.errors import Conflict
 
 
@@ -144,6 +145,42 @@ class TestCreateForm(forms.ModelForm):
         help_text="What a decision counts when its window closes without a reward.",
     )
 
+    starts_at = forms.CharField(
+        label="Starts at (UTC)",
+        required=False,
+        widget=UnfoldAdminTextInputWidget(
+            attrs={"type": "datetime-local", "placeholder": "2027-03-05T00:00"}
+        ),
+        help_text=(
+            "Until then the Test shows its first variant to everyone and learns nothing. "
+            "Empty: it starts at once."
+        ),
+    )
+    ends_at = forms.CharField(
+        label="Ends at (UTC)",
+        required=False,
+        widget=UnfoldAdminTextInputWidget(
+            attrs={"type": "datetime-local", "placeholder": "2027-03-08T23:59"}
+        ),
+        help_text="Empty: it never ends.",
+    )
+    on_end = forms.ChoiceField(
+        label="At its end",
+        choices=[
+            (Schedule.KEEP, "Keep learning"),
+            (Schedule.ROLLOUT_BEST, "Show everyone the variant most likely to be best"),
+            (Schedule.VARIANT, "Show everyone this variant:"),
+        ],
+        initial=Schedule.KEEP,
+        widget=UnfoldAdminSelectWidget,
+    )
+    on_end_variant = forms.CharField(
+        label="Variant to show at the end",
+        required=False,
+        widget=UnfoldAdminTextInputWidget(attrs={"placeholder": "its label"}),
+        help_text="The label of the variant shown to everyone at the end, if chosen above.",
+    )
+
     class Meta:
         model = Test
         fields = ["name"]
@@ -192,12 +229,31 @@ class TestCreateForm(forms.ModelForm):
             problem = defaults.minimum_share_problem(share, len(labels))
             if problem:
                 self.add_error("minimum_variant_share", problem)
+        cleaned["schedule"] = self._schedule(cleaned)
         chosen = {name: cleaned.get(name) for name in shapes.TestSettingsFields.SETTINGS}
         if None not in chosen.values():
             cleaned["test_settings"] = _checked(
                 lambda: validated(shapes.TestSettingsFields, chosen)["test_settings"]
             )
         return cleaned
+
+    def _schedule(self, cleaned: dict[str, Any]) -> Schedule:
+        """The schedule, read by the API's own fields; the service checks the rest."""
+        moments: dict[str, Any] = {}
+        for name in ("starts_at", "ends_at"):
+            text = (cleaned.get(name) or "").strip()
+            moments[name] = None
+            if text:
+                try:
+                    moments[name] = _field(name).run_validation(text)
+                except serializers.ValidationError as exc:
+                    self.add_error(name, first_message(exc.detail))
+        on_end, variant = cleaned.get("on_end") or Schedule.KEEP, None
+        if on_end == Schedule.VARIANT:
+            variant = (cleaned.get("on_end_variant") or "").strip()
+            if not variant:
+                self.add_error("on_end_variant", "Name the variant to show at the end.")
+        return Schedule(on_end=on_end, on_end_variant=variant, **moments)
 
 
 class AddVariantsForm(forms.Form):

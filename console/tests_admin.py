@@ -64,13 +64,15 @@ class StateFilter(admin.SimpleListFilter):
     parameter_name = "state"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("learning", "Learning"), ("rolled_out", "Rolled out")]
+        return [("learning", "Learning"), ("rolled_out", "Rolled out"), ("scheduled", "Scheduled")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Test]) -> QuerySet[Test]:
         if self.value() == "learning":
-            return queryset.filter(global_variant_rollout__isnull=True)
+            return queryset.filter(Test.learning())
         if self.value() == "rolled_out":
             return queryset.filter(global_variant_rollout__isnull=False)
+        if self.value() == "scheduled":
+            return queryset.filter(started_at__isnull=True)
         return queryset
 
 
@@ -111,6 +113,7 @@ class TestAdmin(ModelAdmin):
         ),
         ("Rewards that never come", {"fields": ("reward_window_seconds", "default_reward")}),
         ("Measuring it against a plain split", {"fields": ("holdout_share",)}),
+        ("Schedule", {"fields": ("starts_at", "ends_at", "on_end", "on_end_variant")}),
     )
 
     # --- The list -------------------------------------------------------------------------
@@ -140,9 +143,14 @@ class TestAdmin(ModelAdmin):
             return "–"
         return str(test.label_of(test.global_variant_rollout))
 
-    @display(description="State", label={"Learning": "success", "Rolled out": "info"})
+    @display(
+        description="State",
+        label={"Learning": "success", "Rolled out": "info", "Scheduled": "warning"},
+    )
     def state(self, test: Test) -> str:
-        return "Learning" if test.is_active else "Rolled out"
+        if test.global_variant_rollout is not None:
+            return "Rolled out"
+        return "Scheduled" if test.waiting_to_start else "Learning"
 
     @display(description="Age", ordering="created_at")
     def age(self, test: Test) -> str:
@@ -181,6 +189,7 @@ class TestAdmin(ModelAdmin):
             sticky_assignment=form.cleaned_data["sticky_assignment"],
             sticky_seconds=form.cleaned_data["sticky_seconds"],
             holdout_share=form.cleaned_data["holdout_share"],
+            schedule=form.cleaned_data["schedule"],
             actor=actor_of(request),
         )
         for field in Test._meta.concrete_fields:

@@ -77,7 +77,7 @@ def _one_malloc_arena() -> None:
 def _post_worker_init(worker: Any) -> None:
     """Start each worker's background duties once it is forked and has loaded Django, and let
     open log streams end at once on a graceful stop, so it never waits for a viewer."""
-    from bandit import announcements, checkpoints, decision_log, windows
+    from bandit import announcements, checkpoints, decision_log, schedules, windows
     from core.observability import metrics
     from core.observability.stream import SHUTTING_DOWN
     from system import config
@@ -93,6 +93,7 @@ def _post_worker_init(worker: Any) -> None:
     windows.start_background()
     decision_log.start_background()
     announcements.start_background()
+    schedules.start_background()
     sender.start_background()
     config.prepare()
     previous = signal.getsignal(signal.SIGTERM)

@@ -296,6 +296,11 @@ SCOUT_WINNER_MINIMUM_REWARDS = env_int("SCOUT_WINNER_MINIMUM_REWARDS", 1_000, mi
 # How often Tests that learned are looked at for a winner, to announce it (WINNER_FOUND; 0 turns
 # the check off).
 SCOUT_WINNER_CHECK_SECONDS = env_float("SCOUT_WINNER_CHECK_SECONDS", 10.0, minimum=0.0)
+# How often the starts and ends of Tests' schedules that are due are fired (bandit.schedules):
+# a schedule fires within about this long of its moment.
+SCOUT_SCHEDULE_CHECK_SECONDS = env_float(
+    "SCOUT_SCHEDULE_CHECK_SECONDS", 1.0, minimum=0.2, maximum=60.0
+)
 # Webhooks (webhooks.sender): how long a receiver has to answer, the first retry's delay (then
 # doubling up to an hour), for how long after its event a delivery is retried, how long
 # finished deliveries are kept (the console's history), how often the outbox is read (0 turns

@@ -409,3 +409,66 @@ def wait_for_logged_rewards(api: httpx.Client, test_id: str, rewards: int) -> No
     while details(api, test_id)["evaluation"]["logged_rewards"] < rewards:
         assert time.monotonic() < deadline, "the decision log did not fill"
         time.sleep(0.3)
+
+
+def schedule_form(browser_session: httpx.Client, name: str, **fields: str) -> dict[str, str]:
+    return {
+        "csrfmiddlewaretoken": csrf(browser_session),
+        "name": name,
+        "variant_labels": "Control\nBold",
+        "trail_time_window_minutes": "60",
+        "trail_bucket_granularity_seconds": "60",
+        "minimum_update_requests": "10",
+        "sampling": "focused",
+        "prior": "pooled",
+        "forgetting": "on_change",
+        "minimum_variant_share": "0",
+        "holdout_share": "0",
+        "sticky_seconds": "86400",
+        "default_reward": "0",
+        "on_end": "keep",
+        "_save": "Save",
+        **fields,
+    }
+
+
+def test_a_test_is_scheduled_from_the_console_and_its_dashboard_says_so(browser_session, api):
+    name = f"Weekend {uuid.uuid4().hex[:6]}"
+    form = schedule_form(
+        browser_session,
+        name,
+        starts_at="2099-03-05T00:00",
+        ends_at="2099-03-08T23:59",
+        on_end="variant",
+        on_end_variant="Bold",
+    )
+    response = browser_session.post("/admin/bandit/test/add/", data=form)
+    assert response.status_code == 302, response.text
+    [created] = [t for t in api.get("/api/models").json() if t["name"] == name]
+    info = details(api, created["cb_model_id"])
+    assert info["starts_at"] == "2099-03-05T00:00:00.000Z"
+    assert info["ends_at"] == "2099-03-08T23:59:00.000Z"
+    assert info["on_end"] == 1 and info["schedule"] == "scheduled"
+    page = browser_session.get(f"/admin/bandit/test/{created['cb_model_id']}/live/")
+    assert "Scheduled: starts 2099-03-05 00:00:00 UTC" in page.text
+    assert "every visitor gets Control" in page.text
+    assert "Ends 2099-03-08 23:59:00 UTC, then everyone gets Bold" in page.text
+    listed = browser_session.get("/admin/bandit/test/?state=scheduled")
+    assert name in listed.text
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"starts_at": "2099-03-05T00:00", "ends_at": "2099-03-04T00:00"}, "must be after"),
+        ({"starts_at": "soon"}, "ISO 8601"),
+        ({"ends_at": "2099-03-04T00:00", "on_end": "variant"}, "Name the variant"),
+        ({"ends_at": "2099-03-04T00:00", "on_end": "variant", "on_end_variant": "Z"}, "not a"),
+    ],
+)
+def test_a_schedule_that_cannot_run_is_refused_on_the_form(browser_session, api, fields, says):
+    before = api.get("/api/models").json()
+    form = schedule_form(browser_session, "Refused schedule", **fields)
+    response = browser_session.post("/admin/bandit/test/add/", data=form, follow_redirects=True)
+    assert says in response.text
+    assert api.get("/api/models").json() == before

@@ -97,8 +97,20 @@ CHECKS = [
 ]
 
 
+def _schedulable(case):
+    """A create_model body with its end and on_end left out. Whether a schedule can run
+    compares its end with the clock and its start, and looks its on_end up among the body's
+    variants: no schema can state that, so the fuzzer would take the refusals for valid data
+    rejected. Its start, read by the same field as its end, is still fuzzed; the refusals are
+    tested in test_schedules."""
+    if case.operation.path == "/api/create_model" and isinstance(case.body, dict):
+        case.body.pop("ends_at", None)
+        case.body.pop("on_end", None)
+    return case
+
+
 def _fuzz(operation, base_url: str, auth: tuple[str, str] | None) -> None:
-    @given(case=operation.as_strategy())
+    @given(case=operation.as_strategy().map(_schedulable))
     @settings(
         max_examples=EXAMPLES,
         deadline=None,

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
+from core.time import iso
 from webhooks.models import Delivery, Webhook
 
 RECENT_DELIVERIES = 50
-
-
-def _iso(moment: dt.datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def webhook(hook: Webhook, *, with_secret: bool = False) -> dict[str, Any]:
@@ -22,7 +16,7 @@ def webhook(hook: Webhook, *, with_secret: bool = False) -> dict[str, Any]:
         "url": hook.url,
         "events": list(hook.events),
         "verify_tls": hook.verify_tls,
-        "created_at": _iso(hook.created_at),
+        "created_at": iso(hook.created_at),
         "created_by": hook.created_by,
     }
     if with_secret:
@@ -39,16 +33,16 @@ def delivery(entry: Delivery) -> dict[str, Any]:
         "event": {
             "uuid": str(entry.event.uuid),
             "type": entry.event.type,
-            "time": _iso(entry.event.time),
+            "time": iso(entry.event.time),
         },
         "subject": entry.subject,
         "state": entry.state,
         "attempts": entry.attempts,
         "last_status": entry.last_status,
         "last_error": entry.last_error or None,
-        "last_attempt_at": _iso(entry.last_attempt_at),
-        "next_attempt_at": _iso(entry.next_attempt_at) if entry.state == Delivery.PENDING else None,
-        "delivered_at": _iso(entry.delivered_at),
+        "last_attempt_at": iso(entry.last_attempt_at),
+        "next_attempt_at": iso(entry.next_attempt_at) if entry.state == Delivery.PENDING else None,
+        "delivered_at": iso(entry.delivered_at),
     }
 
 

@@ -11,6 +11,7 @@ import hmac
 import json
 import secrets
 
+from core.time import iso
 from webhooks.models import Event
 
 HEADER = "Scout-Signature"
@@ -22,7 +23,7 @@ def new_secret() -> str:
 
 
 def body_of(event: Event) -> bytes:
-    moment = event.time.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    moment = iso(event.time)
     payload = {"uuid": str(event.uuid), "type": event.type, "time": moment, "data": event.data}
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 

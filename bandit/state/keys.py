@@ -3,7 +3,8 @@ Cluster keeps a Test in one slot and its scripts stay atomic. Keys (P is SCOUT_R
 T the tag):
 
 - `P:T:meta`        hash: marks that the Test exists; `rollout` holds a rolled-out variant id,
-                    `dv` the version of its variants in service (absent: 0).
+                    `dv` the version of its variants in service (absent: 0), `ns` is there
+                    while the Test waits for its scheduled start (its rewards count nothing).
 - `P:T:stats`       hash of display counters: `n` decisions, `p:<v>` decisions per variant,
                     `lp` time of the last decision, `exploit`/`explore`/`rollout` decision kinds,
                     `overflow` features ignored because the vocabulary was full.
@@ -70,6 +71,10 @@ DURABLE = ("meta", "stats", "learn", "vocab", "fa")
 
 class DefinitionMoved(Exception):
     """The Test's variants changed since the worker read them; the script wrote nothing."""
+
+
+class NotStarted(Exception):
+    """The Test waits for its scheduled start: the reward script counted nothing."""
 
 
 class TestMissing(Exception):

@@ -10,7 +10,7 @@ from bandit.state import keys
 from core.redis_client import connection, guarded
 
 # The fields of a Test's meta hash that mirror its definition in the database.
-FROM_DATABASE = ("rollout", "rw", "dr", "dv", "st", "ret")
+FROM_DATABASE = ("rollout", "rw", "dr", "dv", "st", "ret", "ns")
 
 
 def meta_fields(
@@ -21,10 +21,13 @@ def meta_fields(
     definition_version: int = 0,
     sticky_seconds: int | None = None,
     retired: Sequence[int] = (),
+    not_started: bool = False,
 ) -> dict[str, str | None]:
     """What a Test's meta hash says of its definition (None: the field is absent; an absent
-    `dv` is version 0). `sticky_seconds`: None when sticky assignment is off."""
+    `dv` is version 0). `sticky_seconds`: None when sticky assignment is off; `not_started`:
+    the Test waits for its scheduled start, and its reward script counts nothing (`ns`)."""
     return {
+        "ns": "1" if not_started else None,
         "st": None if sticky_seconds is None else str(sticky_seconds),
         "ret": retired_field(retired),
         "rollout": None if rollout is None else str(rollout),
@@ -66,6 +69,19 @@ def set_rollout(test_id: str, variant_id: int | None) -> None:
         connection().hdel(keys.meta(test_id), "rollout")
     else:
         connection().hset(keys.meta(test_id), "rollout", variant_id)
+
+
+@guarded
+def set_started(test_id: str, rollout: int | None) -> None:
+    """The Test's scheduled start: from the next request on, on every worker, its rewards
+    count and it serves `rollout` (None: it learns and samples)."""
+    pipe = connection().pipeline(transaction=True)
+    pipe.hdel(keys.meta(test_id), "ns")
+    if rollout is None:
+        pipe.hdel(keys.meta(test_id), "rollout")
+    else:
+        pipe.hset(keys.meta(test_id), "rollout", rollout)
+    pipe.execute()
 
 
 @guarded

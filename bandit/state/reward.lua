@@ -30,11 +30,14 @@
 -- decision is a ranking and the entry names no variant, 11 the variant named is not in the
 -- ranking. A ranked decision (decide.lua) counts one reward per variant of its ranking.
 -- {-3}, having written nothing: the Test's variants changed since the worker read them
--- (meta's `dv`); the worker reads them again and resolves the entries anew.
+-- (meta's `dv`); the worker reads them again and resolves the entries anew. {-4}, having
+-- written nothing: the Test waits for its scheduled start (meta's `ns`) and learns nothing.
 local definition = table.remove(ARGV, 1)
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
-if definition ~= '' and (redis.call('HGET', KEYS[1], 'dv') or '0') ~= definition then
-  return {-3}
+if definition ~= '' then
+  local meta = redis.call('HMGET', KEYS[1], 'dv', 'ns')
+  if (meta[1] or '0') ~= definition then return {-3} end
+  if meta[2] then return {-4} end
 end
 local now, ttl, trail_ttl = ARGV[1], ARGV[2], ARGV[3]
 local max_features = tonumber(ARGV[4])

@@ -77,7 +77,8 @@ def record_rewards(
 
     Raises ConfigMoved, having written nothing, when the guard finds the worker's configuration
     stale; DefinitionMoved, having written nothing, when the Test's variants changed since
-    `definition_version`; and TestMissing when Redis has no state for the Test.
+    `definition_version`; NotStarted, having written nothing, when the Test waits for its
+    scheduled start; and TestMissing when Redis has no state for the Test.
     """
     now = time.time()
     context_keys: list[str] = []
@@ -153,6 +154,8 @@ def _run(
         raise keys.TestMissing(test_id)
     if results == [-3]:
         raise keys.DefinitionMoved(test_id)
+    if results == [-4]:
+        raise keys.NotStarted(test_id)
     *pairs, overflow = results  # the script appends the features it had to ignore
     if overflow:
         count(FEATURE_OVERFLOW, amount=overflow)

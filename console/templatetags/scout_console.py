@@ -67,6 +67,15 @@ def since(value: str | dt.datetime | None) -> str:
 
 
 @register.filter
+def moment(value: str | None) -> str:
+    """'2027-03-05 00:00 UTC' from an ISO timestamp (a schedule's moments)."""
+    if not value:
+        return "–"
+    at = dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(dt.UTC)
+    return f"{at:%Y-%m-%d %H:%M:%S} UTC"
+
+
+@register.filter
 def chart_data(dashboard: dict[str, Any]) -> dict[str, Any]:
     """The two charts' Chart.js data: one dataset per variant, in the variant's colour."""
     series = dashboard["series"]

@@ -18,7 +18,6 @@ cannot be sent (queue full, Redis down) is dropped and counted.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import os
@@ -34,6 +33,7 @@ from django.http import HttpRequest
 
 from core.observability import logstream
 from core.observability.metrics import LOG_RECORDS_DROPPED
+from core.time import iso
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD = frozenset(
@@ -83,9 +83,8 @@ def _safe(value: Any) -> Any:
 
 def entry(record: logging.LogRecord) -> dict[str, Any]:
     """The JSON-ready form of a record, structured fields included, credentials redacted."""
-    moment = dt.datetime.fromtimestamp(record.created, tz=dt.UTC)
     data: dict[str, Any] = {
-        "timestamp": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "timestamp": iso(record.created),
         "level": record.levelname,
         "message": redact(record.getMessage()),
         "service": f"{record.name}:{record.module}:{record.lineno}",
