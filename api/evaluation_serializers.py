@@ -3,12 +3,11 @@ evaluation in `model_details`, and the decision log's query."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from rest_framework import serializers
 
-from api.validation import Number
+from api.validation import MomentField, Number
 from bandit.defaults import HOLDOUT_SHARE
 
 
@@ -109,24 +108,14 @@ class HoldoutShareResponse(serializers.Serializer):
     holdout_share = serializers.FloatField()
 
 
-class UtcDateTimeField(serializers.DateTimeField):
-    """An ISO 8601 time; one without an offset is read as UTC."""
-
-    def to_internal_value(self, value: Any) -> datetime:
-        parsed = super().to_internal_value(value)
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed
-
-
 class TimeRangeQuery(serializers.Serializer):
     """`from` and `to` of a query string: the decisions made in [from, to)."""
 
-    from_ = UtcDateTimeField(
+    from_ = MomentField(
         required=False,
         help_text="The first decision time included (ISO 8601, UTC unless it says otherwise).",
     )
-    to = UtcDateTimeField(required=False, help_text="Decisions before this time (excluded).")
+    to = MomentField(required=False, help_text="Decisions before this time (excluded).")
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
@@ -170,3 +159,44 @@ class EvaluationResponse(serializers.Serializer):
     first_decided_at = serializers.CharField(allow_null=True)
     last_decided_at = serializers.CharField(allow_null=True)
     policies = PolicyValue(many=True)
+
+
+class MetricDescription(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+
+
+class MetricList(serializers.Serializer):
+    cb_model_id = serializers.UUIDField()
+    metrics = MetricDescription(many=True)
+    longest_range_days = serializers.IntegerField(help_text="The longest range one series covers.")
+    kept_days = serializers.IntegerField(help_text="How long the history is kept.")
+
+
+class MetricSeries(serializers.Serializer):
+    cb_model_id = serializers.UUIDField()
+    metric = serializers.CharField()
+    # `from` is a Python keyword: declared under another name, published as `from`.
+    from_ = serializers.DateTimeField(help_text="The start of the range (included).")
+    to = serializers.DateTimeField(help_text="The end of the range (excluded).")
+    step_seconds = serializers.IntegerField(
+        help_text=(
+            "One point per step, by the range's length: up to 60 minutes 60, 3 hours 120, "
+            "12 hours 300, 1 day 600, 3 days 1800, 7 days 3600, 14 days 7200."
+        )
+    )
+    series = serializers.DictField(
+        child=serializers.ListField(
+            child=serializers.ListField(child=serializers.JSONField(), min_length=2, max_length=2)
+        ),
+        help_text=(
+            "Per variant id, `[timestamp, value]` for each step from the one that holds `from` "
+            "(steps are aligned to the epoch); a mean or a share is null in a step without "
+            "rewards or decisions."
+        ),
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields

@@ -1,7 +1,9 @@
-"""The endpoints that measure a Test: its decision log, streamed, and its holdout share."""
+"""The endpoints that measure a Test: its decision log, streamed, its holdout share, and its
+metric history."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -12,7 +14,7 @@ from api import evaluation_serializers as shapes
 from api.serializers import READ_ERRORS, WRITE_ERRORS, errors
 from api.validation import validated
 from api.views import ApiView, body_object
-from bandit import changes, decision_log, evaluation, services
+from bandit import changes, decision_log, evaluation, history, services
 
 _MEDIA_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
 
@@ -94,3 +96,57 @@ class HoldoutShareView(ApiView):
                 "holdout_share": test.holdout_share,
             }
         )
+
+
+class MetricsView(ApiView):
+    @extend_schema(
+        tags=["Evaluation"],
+        summary="The metrics of a Test's history",
+        operation_id="metrics_list",
+        responses={200: shapes.MetricList, **errors(404, *READ_ERRORS)},
+    )
+    def get(self, request: Request, cb_model_id: str) -> Response:
+        test = services.get_test(cb_model_id)
+        return Response(
+            {
+                "cb_model_id": str(test.id),
+                "metrics": [
+                    {"name": name, "description": text} for name, text in history.METRICS.items()
+                ],
+                "longest_range_days": history.LONGEST.days,
+                "kept_days": settings.SCOUT_HISTORY_DAYS,
+            }
+        )
+
+
+class MetricSeriesView(ApiView):
+    @extend_schema(
+        tags=["Evaluation"],
+        summary="A metric of a Test per variant over a range of up to 14 days",
+        operation_id="metric_series",
+        description=(
+            "Read from the Test's history in the database (kept `SCOUT_HISTORY_DAYS`, and not "
+            "lost with Redis's data); activity shows up within about `SCOUT_HISTORY_SECONDS`. "
+            "`to` defaults to now and `from` to an hour before `to`; a range of more than 14 "
+            "days answers 400."
+        ),
+        parameters=[
+            OpenApiParameter(
+                "metric",
+                str,
+                OpenApiParameter.PATH,
+                enum=list(history.METRICS),
+                description=(
+                    "predictions, rewards, mean_reward or traffic_share (404 for another)."
+                ),
+            ),
+            OpenApiParameter("from", OpenApiTypes.DATETIME, description="First time included."),
+            OpenApiParameter("to", OpenApiTypes.DATETIME, description="Times before this."),
+        ],
+        responses={200: shapes.MetricSeries, **errors(400, 404, *READ_ERRORS)},
+    )
+    def get(self, request: Request, cb_model_id: str, metric: str) -> Response:
+        query = validated(shapes.TimeRangeQuery, request.query_params.dict())
+        test = services.get_test(cb_model_id)
+        start, end = history.window(query.get("from"), query.get("to"))
+        return Response(history.series(test, metric, start, end))

@@ -1,6 +1,6 @@
 """The strict fields of the Test endpoints' bodies: variant labels, a Test's variants, a
-context, a request id, a Test id, a list of eligible variants, a moment and what a Test does
-at its end.
+context, a request id, a Test id, a list of eligible variants and what a Test does at its
+end.
 
 Each field takes exactly the JSON type it documents, within limits read from the settings, and
 states its OpenAPI schema; the request serializers (api.serializers) are built from them, so a
@@ -9,8 +9,6 @@ rule about a label or a context lives here once.
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from typing import Any
 
 from django.conf import settings
@@ -30,7 +28,6 @@ from api.validation import (
 from bandit.policy import is_number
 from bandit.services import Schedule
 from core.errors import Conflict
-from core.time import iso
 
 # Rewards and numeric context values beyond this magnitude are refused: their squares must stay
 # far from overflowing the sums Scout keeps.
@@ -288,38 +285,6 @@ class EligibleVariantsField(serializers.JSONField):
                     "an integer)."
                 )
         return labels  # type: ignore[return-value]
-
-
-@extend_schema_field({"type": "string", "format": "date-time"})
-class MomentField(serializers.Field):
-    """A moment in ISO 8601 (`2027-01-01T00:00:00Z`); one without an offset is read as UTC.
-    Its value is an aware datetime in UTC."""
-
-    def to_internal_value(self, data: object) -> dt.datetime:
-        problem = f"{self.field_name} must be a date and time in ISO 8601, such as " + (
-            "2027-01-01T00:00:00Z."
-        )
-        if not isinstance(data, str) or len(data) > 64:
-            raise serializers.ValidationError(problem)
-        text = data.strip().upper()
-        # RFC 3339 allows a leap second, which Python's datetime cannot hold.
-        text = LEAP_SECOND.sub(r"\g<1>59", text)
-        try:
-            moment = dt.datetime.fromisoformat(text)
-        except ValueError:
-            raise serializers.ValidationError(problem) from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=dt.UTC)
-        try:
-            return moment.astimezone(dt.UTC)
-        except OverflowError:  # an offset that takes it past year 1 or 9999
-            raise serializers.ValidationError(problem) from None
-
-    def to_representation(self, value: dt.datetime) -> str | None:
-        return iso(value)
-
-
-LEAP_SECOND = re.compile(r"(T\d\d:\d\d:)60")
 
 
 @extend_schema_field({"oneOf": [{"type": "string"}, {"type": "integer"}]})

@@ -40,6 +40,12 @@ urlpatterns = [
         rf"^decision_log/{ID}/?$", evaluation_views.DecisionLogView.as_view(), name="decision_log"
     ),
     re_path(rf"^evaluation/{ID}/?$", evaluation_views.EvaluationView.as_view(), name="evaluation"),
+    re_path(rf"^metrics/{ID}/?$", evaluation_views.MetricsView.as_view(), name="metrics"),
+    re_path(
+        rf"^metrics/{ID}/(?P<metric>[^/]+)/?$",
+        evaluation_views.MetricSeriesView.as_view(),
+        name="metric_series",
+    ),
     re_path(
         rf"^set_holdout_share/{ID}/?$",
         evaluation_views.HoldoutShareView.as_view(),

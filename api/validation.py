@@ -9,17 +9,21 @@ maximum, maxLength) in the OpenAPI schema: the documented limits are the enforce
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import re
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import SkipField
 
 from bandit.policy import is_number
+from core.time import iso
 
 S = TypeVar("S", bound=serializers.Serializer)
 
@@ -233,3 +237,35 @@ class WholeBodyRules:
 NON_BLANK_PATTERN = Text.schema_pattern
 NO_NUL_PATTERN = r"^[^\u0000]*$"
 VARIANT_ID_PATTERN = r"^(0|[1-9][0-9]{0,8})$"
+
+
+@extend_schema_field({"type": "string", "format": "date-time"})
+class MomentField(serializers.Field):
+    """A moment in ISO 8601 (`2027-01-01T00:00:00Z`); one without an offset is read as UTC.
+    Its value is an aware datetime in UTC."""
+
+    def to_internal_value(self, data: object) -> dt.datetime:
+        problem = f"{self.field_name} must be a date and time in ISO 8601, such as " + (
+            "2027-01-01T00:00:00Z."
+        )
+        if not isinstance(data, str) or len(data) > 64:
+            raise serializers.ValidationError(problem)
+        text = data.strip().upper()
+        # RFC 3339 allows a leap second, which Python's datetime cannot hold.
+        text = LEAP_SECOND.sub(r"\g<1>59", text)
+        try:
+            moment = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise serializers.ValidationError(problem) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        try:
+            return moment.astimezone(dt.UTC)
+        except OverflowError:  # an offset that takes it past year 1 or 9999
+            raise serializers.ValidationError(problem) from None
+
+    def to_representation(self, value: dt.datetime) -> str | None:
+        return iso(value)
+
+
+LEAP_SECOND = re.compile(r"(T\d\d:\d\d:)60")

@@ -1,21 +1,24 @@
 """Checkpoints of what Tests learned, from Redis to the database, and their restore.
 
 Every SCOUT_CHECKPOINT_SECONDS one worker (of all workers and hosts: a Redis lease decides)
-copies each Test's durable hashes into its `Checkpoint` row. When Redis turns out to have lost a
+copies each Test's durable hashes into its `Checkpoint` row, and adds the snapshots of the
+Tests' metric history that are due (bandit.history). When Redis turns out to have lost a
 Test (its marker is missing but the database knows the Test), the first request that notices
 writes the checkpoint back. At most the activity since the last checkpoint is lost.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from bandit import metrics
-from bandit.models import Checkpoint, Test, lock_existing
+from bandit import history, metrics
+from bandit.models import Checkpoint, MetricSnapshot, Test, lock_existing
 from bandit.state import durable, lifecycle
 from core import periodic
 
@@ -32,45 +35,77 @@ def _totals(hashes: dict[str, dict[str, str]]) -> tuple[int, int]:
     return int(float(hashes["learn"].get("u", 0))), int(hashes["stats"].get("n", 0))
 
 
+@dataclass(frozen=True)
+class _Written:
+    """What the database holds of a Test: its checkpoint's totals, and its last history
+    snapshot's totals and time."""
+
+    checkpoint: tuple[int, int] | None
+    history: tuple[int, int]
+    history_at: dt.datetime | None
+
+
 def checkpoint_all() -> int:
-    """Copy every Test that changed since its last checkpoint; answer how many were written.
+    """Copy every Test that changed since its last checkpoint, and add a history snapshot
+    (bandit.history) for every Test whose totals moved since its last one, once that is
+    SCOUT_HISTORY_SECONDS old; answer how many checkpoints were written.
 
     Whether a Test changed is told by its two totals (rewards and decisions counted), read for
     all Tests in one round trip; only changed Tests are exported, a chunk at a time.
     """
     tests = {str(pk): pk for pk in Test.objects.values_list("pk", flat=True)}
-    previous = {
-        str(test_id): (updates, predictions)
-        for test_id, updates, predictions in Checkpoint.objects.values_list(
-            "test_id", "total_updates", "total_predictions"
+    written_before = {
+        str(row[0]): _Written((row[1], row[2]), (row[3], row[4]), row[5])
+        for row in Checkpoint.objects.values_list(
+            "test_id",
+            "total_updates",
+            "total_predictions",
+            "history_updates",
+            "history_predictions",
+            "history_at",
         )
     }
-    changed = [
-        test_id
-        for test_id, totals in durable.totals(list(tests)).items()
-        if totals is not None and previous.get(test_id) != totals
-    ]
-    written = 0
-    for start in range(0, len(changed), CHUNK):
-        exported = durable.export_tests(changed[start : start + CHUNK])
+    never = _Written(None, (0, 0), None)
+    now = timezone.now()
+    changed, historic = set(), set()
+    for test_id, totals in durable.totals(list(tests)).items():
+        if totals is None:
+            continue
+        before = written_before.get(test_id, never)
+        if before.checkpoint != totals:
+            changed.add(test_id)
+        if before.history != totals and history.due(before.history_at, now):
+            historic.add(test_id)
+    exporting = sorted(changed | historic)
+    for start in range(0, len(exporting), CHUNK):
+        exported = durable.export_tests(exporting[start : start + CHUNK])
         now = timezone.now()
         with transaction.atomic():
             existing = {str(pk) for pk in lock_existing(list(exported))}
+            snapshots = []
             for test_id, hashes in exported.items():
                 if test_id not in existing:  # deleted meanwhile
                     continue
                 updates, predictions = _totals(hashes)
-                Checkpoint.objects.update_or_create(
-                    test_id=tests[test_id],
-                    defaults={
-                        "data": hashes,
-                        "taken_at": now,
-                        "total_updates": updates,
-                        "total_predictions": predictions,
-                    },
-                )
-        written += len(exported)
-    return written
+                fields: dict[str, object] = {
+                    "data": hashes,
+                    "taken_at": now,
+                    "total_updates": updates,
+                    "total_predictions": predictions,
+                }
+                if test_id in historic:
+                    fields.update(
+                        history_at=now, history_updates=updates, history_predictions=predictions
+                    )
+                    snapshots.append(
+                        MetricSnapshot(
+                            test_id=tests[test_id], taken_at=now, totals=history.totals_of(hashes)
+                        )
+                    )
+                Checkpoint.objects.update_or_create(test_id=tests[test_id], defaults=fields)
+            MetricSnapshot.objects.bulk_create(snapshots)
+    history.purge_if_due()
+    return len(changed)
 
 
 def restore(test: Test) -> bool:

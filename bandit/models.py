@@ -149,9 +149,35 @@ class Checkpoint(models.Model):
     taken_at = models.DateTimeField()
     total_updates = models.PositiveBigIntegerField(default=0)
     total_predictions = models.PositiveBigIntegerField(default=0)
+    # The totals of the Test's last MetricSnapshot, and when it was taken: the checkpoint job
+    # writes the next one once the totals moved and SCOUT_HISTORY_SECONDS have passed.
+    history_at = models.DateTimeField(null=True, blank=True)
+    history_updates = models.PositiveBigIntegerField(default=0)
+    history_predictions = models.PositiveBigIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"Checkpoint of {self.test_id} at {self.taken_at:%Y-%m-%d %H:%M:%S}"
+
+
+class MetricSnapshot(models.Model):
+    """A Test's running totals per variant at one moment, kept SCOUT_HISTORY_DAYS: its metric
+    history (bandit.history) is the differences between consecutive snapshots. Written by the
+    checkpoint job, at most once every SCOUT_HISTORY_SECONDS per Test and only when its totals
+    moved; a Test's first (empty) snapshot is written when it is created."""
+
+    test = models.ForeignKey(Test, on_delete=models.CASCADE, related_name="metric_snapshots")
+    taken_at = models.DateTimeField()
+    # {"<variant id>": [decisions, rewards, reward sum]} since the Test was created.
+    totals = models.JSONField(default=dict)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["test", "taken_at"], name="metric_snapshot_time"),
+            models.Index(fields=["taken_at"], name="metric_snapshot_retention"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Totals of {self.test_id} at {self.taken_at:%Y-%m-%d %H:%M:%S}"
 
 
 class LoggedDecision(models.Model):

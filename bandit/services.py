@@ -23,7 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from bandit import announcements, checkpoints, metrics, policy, snapshots
+from bandit import announcements, checkpoints, history, metrics, policy, snapshots
 from bandit.defaults import TestSettings
 from bandit.models import Test
 from bandit.policy import ContextValue
@@ -142,6 +142,7 @@ def create_test(
         if schedule.on_end == Schedule.VARIANT and schedule.on_end_variant is not None:
             test.on_end_variant = variant_of(test, schedule.on_end_variant)
             test.save(update_fields=["on_end_variant"])
+        history.start(test)
         audit.record(actor, "test_created", str(test.id), name=test.name, **schedule.audited())
         announcements.announce(events.TEST_CREATED, test, actor, variants=stored_variants)
         # Inside the transaction: if Redis is down, the Test is not created at all.

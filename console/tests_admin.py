@@ -1,6 +1,6 @@
 """The Tests pages of the operator's console: the list, the create form, deletion, and each
 Test's dashboard with its actions (rollout, variants added and retired, the reward window, the
-holdout) and its decision log as a download.
+holdout), its metric history over a range, and its decision log as a download.
 
 Every change goes through `bandit.services` and `bandit.changes` with the logged-in user as the
 audit actor, the same rules the REST API follows; the forms (console.test_forms) check their
@@ -11,6 +11,7 @@ values with the API's own serializer fields. What the dashboard shows is assembl
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -23,6 +24,7 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseRedirect,
+    JsonResponse,
     StreamingHttpResponse,
 )
 from django.template.response import TemplateResponse
@@ -35,10 +37,24 @@ from unfold.admin import ModelAdmin
 from unfold.decorators import display
 
 from api.access import actor_of
-from bandit import changes, dashboard, decision_log, services
+from bandit import changes, dashboard, decision_log, history, services
 from bandit.models import Test
+from console.templatetags.scout_console import PALETTE
 from console.test_forms import AddVariantsForm, HoldoutForm, RewardWindowForm, TestCreateForm
 from core.errors import ServiceError
+
+# The dashboard's history ranges: seconds back from now, and how the picker names them.
+HISTORY_RANGES = {
+    1800: "30 minutes",
+    3600: "1 hour",
+    3 * 3600: "3 hours",
+    6 * 3600: "6 hours",
+    12 * 3600: "12 hours",
+    86_400: "1 day",
+    3 * 86_400: "3 days",
+    7 * 86_400: "7 days",
+    14 * 86_400: "14 days",
+}
 
 REDIS_DOWN = "Redis is unavailable right now; nothing was changed. Try again shortly."
 CHANGED_ON_THE_DASHBOARD = (
@@ -268,6 +284,11 @@ class TestAdmin(ModelAdmin):
                 name="bandit_test_decision_log",
             ),
             path(
+                "<uuid:object_id>/history/<str:metric>/",
+                wrap(self.history_view),
+                name="bandit_test_history",
+            ),
+            path(
                 "<uuid:object_id>/clear_rollout/",
                 wrap(self.clear_rollout_view),
                 name="bandit_test_clear_rollout",
@@ -305,6 +326,8 @@ class TestAdmin(ModelAdmin):
             "has_delete_permission": self.has_delete_permission(request, test),
             "has_change_permission": self.has_change_permission(request, test),
             "refresh_seconds": 5,
+            "history_ranges": list(HISTORY_RANGES.items()),
+            "history_metrics": list(history.METRICS),
             # Read once per page, not with every refresh: it reads the whole decision log.
             "policies": self._policies(test),
         }
@@ -328,6 +351,30 @@ class TestAdmin(ModelAdmin):
         return TemplateResponse(
             request, "admin/bandit/test/dashboard_live.html", context, status=status
         )
+
+    def history_view(self, request: HttpRequest, object_id: str, metric: str) -> JsonResponse:
+        """A metric's series over the range the dashboard's picker chose (`range`, seconds
+        back from now), as the API answers it, with the variants' labels."""
+        test = self._test_or_404(request, object_id)
+        try:
+            seconds = int(request.GET.get("range", "3600"))
+        except ValueError:
+            seconds = 0
+        if seconds not in HISTORY_RANGES:
+            return JsonResponse(
+                {"detail": f"range must be one of {sorted(HISTORY_RANGES)}."}, status=400
+            )
+        end = timezone.now()
+        try:
+            body = history.series(test, metric, end - timedelta(seconds=seconds), end)
+        except ServiceError as exc:
+            return JsonResponse({"detail": _reason(exc)}, status=exc.status_code)
+        body["labels"] = {key: str(label) for key, label in test.variants.items()}
+        body["colors"] = {
+            str(variant): PALETTE[i % len(PALETTE)] for i, variant in enumerate(test.variant_ids())
+        }
+        body["range_label"] = HISTORY_RANGES[seconds]
+        return JsonResponse(body)
 
     def rollout_view(self, request: HttpRequest, object_id: str, variant_id: int):
         """Confirm, then serve one variant to everyone from the next request on."""

@@ -296,6 +296,11 @@ SCOUT_WINNER_MINIMUM_REWARDS = env_int("SCOUT_WINNER_MINIMUM_REWARDS", 1_000, mi
 # How often Tests that learned are looked at for a winner, to announce it (WINNER_FOUND; 0 turns
 # the check off).
 SCOUT_WINNER_CHECK_SECONDS = env_float("SCOUT_WINNER_CHECK_SECONDS", 10.0, minimum=0.0)
+# A Test's metric history (bandit.history): a snapshot of its totals at most this often while
+# it has traffic, written by the checkpoint job, and kept for this many days (at least 14: the
+# longest range that can be read).
+SCOUT_HISTORY_SECONDS = env_float("SCOUT_HISTORY_SECONDS", 60.0, minimum=1.0, maximum=3600.0)
+SCOUT_HISTORY_DAYS = env_int("SCOUT_HISTORY_DAYS", 15, minimum=14, maximum=3650)
 # How often the starts and ends of Tests' schedules that are due are fired (bandit.schedules):
 # a schedule fires within about this long of its moment.
 SCOUT_SCHEDULE_CHECK_SECONDS = env_float(

@@ -86,7 +86,9 @@ def console(browser: Any) -> Iterator[ScoutServer]:
     """A server with a database, Redis key prefix and data directory of its own: these tests
     turn protection on, rotate tokens and change the defaults, which nothing else may see."""
     own = Backends()
-    server = ScoutServer(own, workers=2, extra_env=ADMIN.env())
+    # History snapshots every second, so that the history card has something to draw.
+    fast_history = {"SCOUT_CHECKPOINT_SECONDS": "1", "SCOUT_HISTORY_SECONDS": "1"}
+    server = ScoutServer(own, workers=2, extra_env={**ADMIN.env(), **fast_history})
     try:
         yield server.start()
     finally:
@@ -338,6 +340,75 @@ def test_create_a_test_and_watch_its_dashboard(tab: Console, api: httpx.Client) 
     tab.shot("tests")
     tab.open("/admin/bandit/test/?state=rolled_out&q=" + name.replace(" ", "+"))
     assert page.locator("#result_list tbody tr", has_text=name).count() == 0
+
+
+HISTORY_CHART = """() => {
+    const card = document.getElementById("scout-history");
+    const chart = Chart.getChart(document.getElementById("chart-history"));
+    return {
+        step: Number(card.dataset.step),
+        points: chart.data.labels.length,
+        sets: chart.data.datasets.map((d) => ({label: d.label, data: d.data})),
+        note: card.querySelector("[data-history-note]").textContent,
+    };
+}"""
+
+
+def test_the_history_card_reads_the_range_and_metric_picked(
+    tab: Console, api: httpx.Client
+) -> None:
+    page = tab.page
+    test_id = create_test(api, f"History {uuid.uuid4().hex[:6]}", ["Blue", "Green"])
+    drive(api, test_id, visits=30, winner=1)
+    truth = details(api, test_id)["performance_summary"]
+    tab.open(f"/admin/bandit/test/{test_id}/change/")
+
+    def chart_after(metric: str, seconds: int, step: int) -> dict[str, Any]:
+        """Pick a metric and a range, and wait until the chart is drawn anew for them."""
+        drawn = page.evaluate(
+            "() => Number(document.getElementById('scout-history').dataset.drawn || 0)"
+        )
+        page.select_option("#history-metric", metric)
+        page.select_option("#history-range", str(seconds))
+        page.evaluate(
+            "() => document.getElementById('history-range').dispatchEvent(new Event('change'))"
+        )
+        page.wait_for_function(
+            f"""() => {{
+                const card = document.getElementById('scout-history');
+                return Number(card.dataset.drawn || 0) > {drawn}
+                    && card.dataset.shown === '{metric}|{seconds}';
+            }}"""
+        )
+        shown = page.evaluate(HISTORY_CHART)
+        assert shown["step"] == step
+        return shown
+
+    # Decisions per variant over the last 30 minutes add up to the traffic sent, once the
+    # history has caught up (a snapshot a second here).
+    deadline = time.monotonic() + 20
+    while True:
+        shown = chart_after("predictions", 1800, 60)
+        totals = {s["label"]: sum(v or 0 for v in s["data"]) for s in shown["sets"]}
+        if totals == {"Blue": truth["0"]["predictions"], "Green": truth["1"]["predictions"]}:
+            break
+        assert time.monotonic() < deadline, totals
+        page.wait_for_timeout(500)
+    assert 30 <= shown["points"] <= 31 and "one point per 1 min" in shown["note"]
+    tab.shot("dashboard-history")
+
+    fortnight = chart_after("mean_reward", 14 * 86_400, 7200)
+    assert 168 <= fortnight["points"] <= 169 and "Last 14 days" in fortnight["note"]
+    means = {s["label"]: [v for v in s["data"] if v is not None] for s in fortnight["sets"]}
+    # Green always earns and Blue never (in the step or two the traffic fell in).
+    assert means["Green"] and all(value == 1.0 for value in means["Green"])
+    assert all(value == 0.0 for value in means["Blue"])
+    week = chart_after("traffic_share", 7 * 86_400, 3600)
+    steps = [list(values) for values in zip(*(s["data"] for s in week["sets"]), strict=True)]
+    shared = [step for step in steps if step[0] is not None]
+    assert shared and all(abs(sum(step) - 1.0) < 1e-9 for step in shared)
+    assert chart_after("rewards", 3 * 86_400, 1800)["points"] in (144, 145)
+    assert chart_after("rewards", 86_400, 600)["points"] in (144, 145)
 
 
 def test_roll_out_and_clear_from_the_dashboard(tab: Console, api: httpx.Client) -> None:

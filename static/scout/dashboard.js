@@ -46,7 +46,8 @@
               const value = context.parsed.y;
               if (value === null || value === undefined) return context.dataset.label + ": –";
               return context.dataset.label + ": " +
-                (percent ? (value * 100).toFixed(1) + "%" : value.toFixed(3));
+                (percent ? (value * 100).toFixed(1) + "%" :
+                  Number.isInteger(value) ? String(value) : value.toFixed(3));
             },
           },
         },
@@ -106,6 +107,64 @@
     }
   }
 
+  // --- History: the chosen metric over the chosen range, read from the database ----------
+
+  function historyNote(data) {
+    const step = data.step_seconds;
+    const size = step >= 3600 ? (step / 3600) + " h" : (step / 60) + " min";
+    return "Last " + data.range_label + ", one point per " + size +
+      "; read from the history kept in the database (activity shows within about a minute).";
+  }
+
+  let historyRequests = 0;
+
+  function drawHistory() {
+    const card = document.getElementById("scout-history");
+    const canvas = document.getElementById("chart-history");
+    if (!card || !canvas || typeof Chart === "undefined") return;
+    const metric = document.getElementById("history-metric").value;
+    const range = document.getElementById("history-range").value;
+    const note = card.querySelector("[data-history-note]");
+    const url = card.dataset.url.replace("__metric__", encodeURIComponent(metric)) +
+      "?range=" + encodeURIComponent(range);
+    // Only the latest request is drawn: an earlier one that answers late is dropped.
+    const asked = ++historyRequests;
+    fetch(url, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
+      .then(function (response) {
+        if (response.redirected || !response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (data) {
+        if (asked !== historyRequests) return;
+        const variants = Object.keys(data.series);
+        const first = variants.length ? data.series[variants[0]] : [];
+        const payload = {
+          labels: first.map(function (point) { return timeLabel(point[0], data.step_seconds); }),
+          datasets: variants.map(function (variant) {
+            return {
+              label: data.labels[variant] || variant,
+              data: data.series[variant].map(function (point) { return point[1]; }),
+              borderColor: data.colors[variant],
+              backgroundColor: data.colors[variant],
+              fill: false,
+            };
+          }),
+        };
+        const kind = metric === "traffic_share" ? "traffic" : metric;
+        if (charts.history) charts.history.destroy();
+        charts.history = new Chart(canvas.getContext("2d"), {
+          type: "line", data: payload, options: options(kind),
+        });
+        card.dataset.step = String(data.step_seconds);
+        card.dataset.shown = metric + "|" + range;
+        card.dataset.drawn = String(asked);
+        note.textContent = historyNote(data);
+      })
+      .catch(function (error) {
+        note.textContent = "Cannot read the history (" + error.message + "); retrying…";
+      });
+  }
+
   function refresh() {
     const live = document.getElementById("scout-live");
     const stamp = document.getElementById("scout-refreshed");
@@ -129,6 +188,12 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     draw();
+    drawHistory();
+    for (const id of ["history-metric", "history-range"]) {
+      const select = document.getElementById(id);
+      if (select) select.addEventListener("change", drawHistory);
+    }
+    window.setInterval(drawHistory, 60 * 1000);
     const stamp = document.getElementById("scout-refreshed");
     const seconds = Number(stamp && stamp.dataset.refreshSeconds) || 5;
     if (stamp) stamp.textContent = "Updated " + new Date().toLocaleTimeString();
