@@ -348,6 +348,40 @@ class UpdateTrailEntry(PredictionTrailEntry):
     reward_sum = serializers.FloatField()
 
 
+class HealthCheck(serializers.Serializer):
+    ok = serializers.BooleanField()
+    measured = serializers.BooleanField(
+        help_text="False until the check rests on SCOUT_HEALTH_MINIMUM_COUNT rewards or "
+        "decisions, or when it does not apply (`reason`)."
+    )
+    warning = serializers.CharField(allow_null=True, help_text="What is wrong, in words.")
+    reason = serializers.CharField(required=False, help_text="Why it is not measured.")
+    count = serializers.IntegerField(required=False)
+    out_of = serializers.IntegerField(required=False)
+    share = serializers.FloatField(required=False)
+    threshold = serializers.FloatField(required=False)
+    expected_share = serializers.FloatField(required=False)
+    observed_share = serializers.FloatField(required=False)
+    holdout_rewards = serializers.IntegerField(required=False)
+    rewards = serializers.IntegerField(required=False)
+    chi_square = serializers.FloatField(required=False)
+    p_value = serializers.FloatField(required=False)
+
+
+class Health(serializers.Serializer):
+    ok = serializers.BooleanField()
+    warnings = serializers.ListField(child=serializers.CharField())
+    rewards_sent = serializers.IntegerField()
+    checks = serializers.DictField(
+        child=HealthCheck(),
+        help_text=(
+            "unknown_request_ids, duplicate_rewards, variant_mismatches, late_rewards, "
+            "decisions_without_reward and sample_ratio (the holdout's share of the rewarded "
+            "decisions against its setting, a chi-square test)."
+        ),
+    )
+
+
 class TestDetails(TestSummary):
     variants = serializers.DictField(
         child=LabelField(), help_text="Every variant the Test ever had, retired ones included."
@@ -407,6 +441,10 @@ class TestDetails(TestSummary):
         allow_null=True, help_text="When its start fired (its creation, without a start)."
     )
     ended_at = serializers.DateTimeField(allow_null=True, help_text="When its end fired.")
+    health = Health(
+        help_text="Whether the data feeding the Test looks right: each check, and a warning "
+        "for each that fails."
+    )
     winner = Winner(
         allow_null=True,
         help_text=(

@@ -196,6 +196,7 @@ def dashboard(test_id: str) -> dict[str, Any]:
             summary["default_rewards"] for summary in details["performance_summary"].values()
         ),
         "winner": details["winner"],
+        "health": _health(details["health"]),
         "schedule": _schedule(details, labels, snapshot.definition.variant_ids),
         "holdout": holdout(details["evaluation"]["holdout"]),
         "logged_decisions": details["evaluation"]["logged_decisions"],
@@ -217,6 +218,45 @@ def dashboard(test_id: str) -> dict[str, Any]:
             else None
         ),
     }
+
+
+# What each data health check is called on the dashboard.
+HEALTH_TITLES = {
+    "unknown_request_ids": "Rewards for decisions Scout did not know",
+    "duplicate_rewards": "Rewards sent again",
+    "variant_mismatches": "Rewards for another variant than the one shown",
+    "late_rewards": "Rewards after their window closed",
+    "decisions_without_reward": "Decisions without a reward",
+    "sample_ratio": "The holdout's share of the rewarded decisions",
+}
+
+
+def _health(found: dict[str, Any]) -> dict[str, Any]:
+    """The data health checks as the dashboard's rows: each one's numbers, and its state."""
+    rows = []
+    for name, check in found["checks"].items():
+        if name == "sample_ratio":
+            numbers = (
+                f"{check['observed_share'] * 100:.1f}% of {check['rewards']:,} "
+                f"(expected {check['expected_share'] * 100:.1f}%, p = {check['p_value']:.2g})"
+                if "rewards" in check
+                else ""
+            )
+        else:
+            numbers = (
+                f"{check['share'] * 100:.1f}% ({check['count']:,} of {check['out_of']:,}; "
+                f"warns above {check['threshold'] * 100:g}%)"
+            )
+        if check["warning"]:
+            state = "warning"
+        elif not check["measured"]:
+            state = check.get("reason") or "too few yet to tell"
+        else:
+            state = "ok"
+        rows.append(
+            {"name": name, "title": HEALTH_TITLES[name], "numbers": numbers, "state": state}
+        )
+    return {"ok": found["ok"], "warnings": found["warnings"], "rows": rows}
 
 
 def _schedule(

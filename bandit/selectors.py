@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 
-from bandit import decision_log, snapshots, winners
+from bandit import decision_log, health, snapshots, winners
 from bandit.models import Test
 from bandit.services import Schedule, get_test, restore_lost
 from bandit.state import reads
@@ -139,6 +139,7 @@ def details(test_id: str) -> dict[str, Any]:
         "exploitation_exploration_ratio": _exploitation(counters),
         "evaluation": evaluation(test),
         **schedule(test),
+        "health": health.health(test, counters),
         "winner": _winner(key, counters.total_updates),
     }
 

@@ -301,6 +301,24 @@ SCOUT_WINNER_CHECK_SECONDS = env_float("SCOUT_WINNER_CHECK_SECONDS", 10.0, minim
 # longest range that can be read).
 SCOUT_HISTORY_SECONDS = env_float("SCOUT_HISTORY_SECONDS", 60.0, minimum=1.0, maximum=3600.0)
 SCOUT_HISTORY_DAYS = env_int("SCOUT_HISTORY_DAYS", 15, minimum=14, maximum=3650)
+# A Test's data health (bandit.health, `health` in model_details): a check fails when its share
+# is above its threshold (the sample-ratio check: when its p-value is below it), once it rests
+# on at least SCOUT_HEALTH_MINIMUM_COUNT rewards or decisions.
+SCOUT_HEALTH_MINIMUM_COUNT = env_int("SCOUT_HEALTH_MINIMUM_COUNT", 100, minimum=1)
+SCOUT_HEALTH_UNKNOWN_SHARE = env_float("SCOUT_HEALTH_UNKNOWN_SHARE", 0.05, minimum=0.0, maximum=1.0)
+SCOUT_HEALTH_DUPLICATE_SHARE = env_float(
+    "SCOUT_HEALTH_DUPLICATE_SHARE", 0.05, minimum=0.0, maximum=1.0
+)
+SCOUT_HEALTH_MISMATCH_SHARE = env_float(
+    "SCOUT_HEALTH_MISMATCH_SHARE", 0.01, minimum=0.0, maximum=1.0
+)
+SCOUT_HEALTH_LATE_SHARE = env_float("SCOUT_HEALTH_LATE_SHARE", 0.05, minimum=0.0, maximum=1.0)
+SCOUT_HEALTH_UNREWARDED_SHARE = env_float(
+    "SCOUT_HEALTH_UNREWARDED_SHARE", 0.5, minimum=0.0, maximum=1.0
+)
+SCOUT_HEALTH_SAMPLE_RATIO_P_VALUE = env_float(
+    "SCOUT_HEALTH_SAMPLE_RATIO_P_VALUE", 0.001, minimum=0.0, maximum=1.0
+)
 # How often the starts and ends of Tests' schedules that are due are fired (bandit.schedules):
 # a schedule fires within about this long of its moment.
 SCOUT_SCHEDULE_CHECK_SECONDS = env_float(

@@ -411,6 +411,33 @@ def test_the_history_card_reads_the_range_and_metric_picked(
     assert chart_after("rewards", 86_400, 600)["points"] in (144, 145)
 
 
+def test_the_dashboard_warns_of_broken_data_with_the_numbers(
+    tab: Console, api: httpx.Client
+) -> None:
+    page = tab.page
+    clean = create_test(api, f"Clean {uuid.uuid4().hex[:6]}", ["Blue", "Green"])
+    drive(api, clean, visits=5, winner=1)
+    tab.open(f"/admin/bandit/test/{clean}/change/")
+    assert page.locator("#scout-health [data-field=health]").inner_text() == "No problems found"
+    assert page.locator("#scout-health [data-field=health-warning]").count() == 0
+
+    broken = create_test(api, f"Broken {uuid.uuid4().hex[:6]}", ["Blue", "Green"])
+    drive(api, broken, visits=20, winner=1)
+    ghosts = [{"request_id": f"lost-{i}", "reward": 1} for i in range(100)]
+    reward(api, broken, *ghosts)
+    tab.open(f"/admin/bandit/test/{broken}/change/")
+    assert page.locator("#scout-health [data-field=health]").inner_text() == "1 warning"
+    warning = page.locator("#scout-health [data-field=health-warning]")
+    assert warning.count() == 1
+    assert "83.3% of the rewards (100 of 120) named a request_id" in warning.inner_text()
+    row = page.locator("#scout-health tr[data-check=unknown_request_ids]")
+    assert "Warning" in row.locator("[data-field=check-state]").inner_text()
+    assert "100 of 120" in row.locator("[data-field=numbers]").inner_text()
+    holdout = page.locator("#scout-health tr[data-check=sample_ratio]")
+    assert "no holdout" in holdout.inner_text()
+    tab.shot("dashboard-health")
+
+
 def test_roll_out_and_clear_from_the_dashboard(tab: Console, api: httpx.Client) -> None:
     page = tab.page
     test_id = create_test(api, f"Headline {uuid.uuid4().hex[:6]}", ["Short", "Long"])

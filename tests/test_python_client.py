@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -173,6 +174,34 @@ def test_a_decision_and_its_reward_show_in_the_details(scout, test_id):
     assert (figures.predictions, figures.updates, figures.reward_sum) == (1, 1, 1.0)
     assert details.raw["update_trail"], "the raw body keeps what is not typed"
     assert test_id in [summary.test_id for summary in scout.models()]
+
+
+def test_a_schedule_a_metric_series_and_health_warnings(scout):
+    starts = datetime.now(UTC) + timedelta(days=1)
+    created = scout.create_model(
+        "Scheduled",
+        ["Blue", "Green"],
+        starts_at=starts,
+        ends_at="2099-01-01T00:00:00Z",
+        on_end="Green",
+    )
+    try:
+        details = scout.model_details(created.test_id)
+        assert details.schedule == "scheduled" and details.is_active is False
+        assert abs((details.starts_at - starts).total_seconds()) < 0.001
+        assert details.ends_at == datetime(2099, 1, 1, tzinfo=UTC)
+        assert details.raw["on_end"] == 1 and details.health_warnings == ()
+        series = scout.metric_series(
+            created.test_id, "predictions", start=starts - timedelta(hours=2), end=starts
+        )
+        assert series["step_seconds"] == 120 and set(series["series"]) == {"0", "1"}
+        listed = [metric["name"] for metric in scout.metrics(created.test_id)["metrics"]]
+        assert listed == ["predictions", "rewards", "mean_reward", "traffic_share"]
+        with pytest.raises(ScoutError) as refused:
+            scout.metric_series(created.test_id, "clicks")
+        assert refused.value.status_code == 404
+    finally:
+        scout.delete_model(created.test_id)
 
 
 def test_a_request_id_is_counted_once_and_bad_entries_fail_alone(scout, test_id):

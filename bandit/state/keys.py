@@ -7,7 +7,8 @@ T the tag):
                     while the Test waits for its scheduled start (its rewards count nothing).
 - `P:T:stats`       hash of display counters: `n` decisions, `p:<v>` decisions per variant,
                     `lp` time of the last decision, `exploit`/`explore`/`rollout` decision kinds,
-                    `overflow` features ignored because the vocabulary was full.
+                    `overflow` features ignored because the vocabulary was full, `o:<s>` the
+                    rewards sent whose outcome was status s of reward.lua (bandit.health).
 - `P:T:learn`       hash of additive sufficient statistics, written only by rewards:
                     `u` rewards, `lu` time of the last reward, per variant `u:<v>` rewards,
                     `s:<v>` reward sum, `q:<v>` sum of squares, and for contexts, per feature

@@ -26,6 +26,7 @@ class Counters:
     last_change_at: float | None
     defaults: dict[int, int]  # decisions counted with the default reward (reward windows)
     waiting: int  # decisions waiting for their reward (a Test with a reward window)
+    outcomes: dict[int, int]  # rewards sent, per outcome (reward.lua's statuses)
 
     @property
     def total_predictions(self) -> int:
@@ -40,10 +41,13 @@ def _counters(stats: dict[bytes, bytes], learn: dict[bytes, bytes], waiting: int
     predictions: dict[int, int] = {}
     defaults: dict[int, int] = {}
     kinds: dict[str, int] = {}
+    outcomes: dict[int, int] = {}
     for key, value in stats.items():
         field = key.decode()
         if field.startswith("p:"):
             predictions[int(field[2:])] = int(value)
+        elif field.startswith("o:"):
+            outcomes[int(field[2:])] = int(value)
         elif field.startswith("d:"):
             defaults[int(field[2:])] = int(value)
         elif field in ("exploit", "explore", "rollout"):
@@ -78,6 +82,7 @@ def _counters(stats: dict[bytes, bytes], learn: dict[bytes, bytes], waiting: int
         last_change_at=float(last_change) if last_change else None,
         defaults=defaults,
         waiting=waiting,
+        outcomes=outcomes,
     )
 
 

@@ -262,6 +262,8 @@ for entry = 1, tonumber(ARGV[7]) do
   end
   results[#results + 1] = status
   results[#results + 1] = tonumber(v) or -1
+  -- What became of each reward sent, for the Test's data health (bandit.health).
+  if not closing then add(stats_acc, 'o:' .. status, 1) end
 end
 -- A sum that did not move is not written: a reward of 0 adds nothing to its sums, a feature
 -- at 0 nothing to its products (a field that is not there reads as 0).

@@ -23,6 +23,7 @@ from scout_client.models import (
     HoldoutShareSet,
     JsonObject,
     Label,
+    MetricSeries,
     ModelConfig,
     ModelConfigChanged,
     ModelSettings,
@@ -112,7 +113,11 @@ def _given(**fields: Any) -> JsonObject:
 def create_model(
     name: str, variants: Mapping[int, Label] | Sequence[Label], settings: ModelSettings
 ) -> Call[CreatedTest]:
-    body = {"name": name, "variants": variant_map(variants), **settings}
+    given = {
+        key: value.isoformat() if isinstance(value, datetime) else value
+        for key, value in settings.items()
+    }
+    body = {"name": name, "variants": variant_map(variants), **given}
     return Call("POST", _api("create_model"), CreatedTest.from_json, body=body)
 
 
@@ -208,6 +213,17 @@ def set_holdout_share(test_id: str, holdout_share: float) -> Call[HoldoutShareSe
 
 def evaluation(test_id: str, start: Time | None, end: Time | None) -> Call[Evaluation]:
     return Call("GET", _api("evaluation", test_id), _body, params=_time_query(start, end))
+
+
+def metrics(test_id: str) -> Call[dict[str, Any]]:
+    return Call("GET", _api("metrics", test_id), _body)
+
+
+def metric_series(
+    test_id: str, metric: str, start: Time | None, end: Time | None
+) -> Call[MetricSeries]:
+    path = f"{_api('metrics', test_id)}/{quote(metric, safe='')}"
+    return Call("GET", path, _body, params=_time_query(start, end))
 
 
 def decision_log(test_id: str, start: Time | None, end: Time | None, kind: str) -> Call[None]:

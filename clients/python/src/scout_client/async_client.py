@@ -28,6 +28,7 @@ from scout_client.models import (
     HoldoutShareSet,
     JsonObject,
     Label,
+    MetricSeries,
     ModelConfig,
     ModelConfigChanged,
     ModelSettings,
@@ -213,6 +214,14 @@ class AsyncClient:
         self, test_id: str, *, start: Time | None = None, end: Time | None = None
     ) -> Evaluation:
         return await self._http.call(endpoints.evaluation(test_id, start, end))
+
+    async def metrics(self, test_id: str) -> dict[str, Any]:
+        return await self._http.call(endpoints.metrics(test_id))
+
+    async def metric_series(
+        self, test_id: str, metric: str, *, start: Time | None = None, end: Time | None = None
+    ) -> MetricSeries:
+        return await self._http.call(endpoints.metric_series(test_id, metric, start, end))
 
     async def decision_log(
         self, test_id: str, *, start: Time | None = None, end: Time | None = None

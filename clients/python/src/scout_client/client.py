@@ -32,6 +32,7 @@ from scout_client.models import (
     HoldoutShareSet,
     JsonObject,
     Label,
+    MetricSeries,
     ModelConfig,
     ModelConfigChanged,
     ModelSettings,
@@ -294,6 +295,18 @@ class Client:
     ) -> Evaluation:
         """Off-policy estimates over the decisions made in [start, end) (`from`/`to`)."""
         return self._http.call(endpoints.evaluation(test_id, start, end))
+
+    def metrics(self, test_id: str) -> dict[str, Any]:
+        """The metrics of the Test's history (`metrics`: each one's name and description)."""
+        return self._http.call(endpoints.metrics(test_id))
+
+    def metric_series(
+        self, test_id: str, metric: str, *, start: Time | None = None, end: Time | None = None
+    ) -> MetricSeries:
+        """`predictions`, `rewards`, `mean_reward` or `traffic_share` per variant over
+        [start, end) (`from`/`to`: at most 14 days; `to` defaults to now, `from` to an hour
+        before), from the Test's history."""
+        return self._http.call(endpoints.metric_series(test_id, metric, start, end))
 
     def decision_log(
         self, test_id: str, *, start: Time | None = None, end: Time | None = None

@@ -238,6 +238,11 @@ class ModelSettings(TypedDict, total=False):
     sticky_assignment: bool
     sticky_seconds: int
     holdout_share: float
+    # A schedule: ISO 8601 (or an aware datetime); on_end is "keep", "rollout_best" or a
+    # variant's id or label.
+    starts_at: str | datetime
+    ends_at: str | datetime
+    on_end: Label
 
 
 @dataclass(frozen=True)
@@ -334,14 +339,19 @@ class Winner:
 
 @dataclass(frozen=True)
 class TestDetails(TestSummary):
-    """A Test's definition, figures per variant and winner, from `model_details`. The trails,
-    the context analysis and the evaluation are in `raw` (`prediction_trail`,
-    `update_trail`, `context_feature_analysis`, `evaluation`)."""
+    """A Test's definition, figures per variant, winner, schedule and data health warnings,
+    from `model_details`. The trails, the context analysis, the evaluation and every health
+    check are in `raw` (`prediction_trail`, `update_trail`, `context_feature_analysis`,
+    `evaluation`, `health`)."""
 
     variants: Mapping[int, Label] = field(default_factory=dict)
     retired_variants: tuple[int, ...] = ()
     performance: Mapping[int, VariantPerformance] = field(default_factory=dict)
     winner: Winner | None = None
+    schedule: Literal["scheduled", "running", "ended"] = "running"
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    health_warnings: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, body: JsonObject) -> TestDetails:
@@ -363,6 +373,10 @@ class TestDetails(TestSummary):
             )
             if winner
             else None,
+            schedule=body.get("schedule", "running"),
+            starts_at=_time(body.get("starts_at")),
+            ends_at=_time(body.get("ends_at")),
+            health_warnings=tuple(body.get("health", {}).get("warnings", ())),
         )
 
 
@@ -403,6 +417,16 @@ class HoldoutShareSet(TypedDict):
     message: str
     cb_model_id: str
     holdout_share: float
+
+
+class MetricSeries(TypedDict):
+    """A metric of a Test per variant over a range (`metric_series`): per variant id,
+    `[timestamp, value]` for each step of `step_seconds`."""
+
+    cb_model_id: str
+    metric: str
+    step_seconds: int
+    series: dict[str, list[list[Any]]]
 
 
 class Evaluation(TypedDict):
