@@ -9,12 +9,12 @@ def test_two_hosts_share_decisions_rewards_rollouts_and_tokens(tmp_path):
     backends = Backends()
     first = ScoutServer(backends, workers=2, data_dir=tmp_path / "a", extra_env=ADMIN.env())
     first.start()
+    # The second host uses the first one's database and Redis, embedded ones included.
     shared = {}
-    if backends.embedded:  # the second host uses the first one's database and Redis
-        shared = {
-            "REDIS_URL": f"unix://{tmp_path / 'a' / 'redis.sock'}",
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'a' / 'scout.sqlite3'}",
-        }
+    if backends.database_url is None:
+        shared["DATABASE_URL"] = f"sqlite:///{tmp_path / 'a' / 'scout.sqlite3'}"
+    if backends.embedded:
+        shared["REDIS_URL"] = f"unix://{tmp_path / 'a' / 'redis.sock'}"
     second = ScoutServer(backends, workers=2, data_dir=tmp_path / "b", extra_env=shared)
     second.env.update(shared)
     second.start()

@@ -92,7 +92,7 @@ def create(api: httpx.Client, **fields: Any) -> str:
     return response.json()["cb_model_id"]
 
 
-def test_a_test_waits_for_its_start_serving_its_first_variant_and_learning_nothing(api):
+def test_a_test_waits_for_its_start_serving_its_first_variant_and_learning_nothing(api, scout):
     starts = moment(4)
     test_id = create(api, starts_at=starts, variants={"3": "Control", "5": "Bold", "9": "New"})
     info = details(api, test_id)
@@ -112,8 +112,14 @@ def test_a_test_waits_for_its_start_serving_its_first_variant_and_learning_nothi
     late = (parsed(info["started_at"]) - parsed(starts)).total_seconds()
     assert 0 <= late <= ON_TIME_SECONDS, info
     assert info["is_active"] is True and info["global_variant_rollout"] is None
-    served = {fetch(api, test_id)["variant_id"] for _ in range(60)}
-    assert served == {3, 5, 9}  # uniform choices among all three, from the start on
+    # Every worker serves the started Test from then on: decisions on new connections.
+    served = []
+    for _ in range(60):
+        with scout.client() as fresh:
+            decision = fetch(fresh, test_id)
+        assert decision["is_global_rollout"] is False, decision
+        served.append(decision["variant_id"])
+    assert set(served) == {3, 5, 9}  # uniform choices among all three, from the start on
     counted = reward(api, test_id, {"variant_id": 5, "reward": 1})
     assert counted["processed_updates"] == 1
 
@@ -233,12 +239,12 @@ def events_about(receiver: Receiver, secret: str, test_ids: list[str], count: in
 
 
 def test_starts_and_ends_fire_once_across_two_hosts(own_backends, scout, receiver, tmp_path):
+    # The second host uses the first one's database and Redis, embedded ones included.
     shared = {}
-    if own_backends.embedded:  # the second host uses the first one's database and Redis
-        shared = {
-            "REDIS_URL": f"unix://{scout.data_dir / 'redis.sock'}",
-            "DATABASE_URL": f"sqlite:///{scout.data_dir / 'scout.sqlite3'}",
-        }
+    if own_backends.database_url is None:
+        shared["DATABASE_URL"] = f"sqlite:///{scout.data_dir / 'scout.sqlite3'}"
+    if own_backends.embedded:
+        shared["REDIS_URL"] = f"unix://{scout.data_dir / 'redis.sock'}"
     second = ScoutServer(own_backends, data_dir=tmp_path / "b", extra_env={**FAST, **shared})
     second.env.update(shared)
     second.start()
