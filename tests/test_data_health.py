@@ -78,6 +78,22 @@ def test_clean_traffic_raises_no_warning(api, make_test):
     assert found["checks"]["sample_ratio"]["reason"] == "The Test has no holdout."
 
 
+def test_clean_traffic_with_a_window_and_a_holdout_raises_no_warning(api, make_test):
+    test_id = make_test(reward_window_seconds=600, holdout_share=0.3)["cb_model_id"]
+    decisions = decide(api, test_id, 120)
+    rewarded(api, test_id, decisions)
+    deadline = time.monotonic() + 20
+    while details(api, test_id)["evaluation"]["logged_rewards"] < 120:
+        assert time.monotonic() < deadline, "the decision log never caught up"
+        time.sleep(0.2)
+    found = health(api, test_id)
+    assert found["ok"] is True and found["warnings"] == []
+    late = found["checks"]["late_rewards"]
+    assert late["measured"] and late["count"] == 0 and late["out_of"] == 120
+    ratio = found["checks"]["sample_ratio"]
+    assert ratio["measured"] and ratio["rewards"] == 120 and ratio["p_value"] > 1e-4
+
+
 def test_too_few_rewards_are_not_a_pattern_yet(api, make_test):
     test_id = make_test()["cb_model_id"]
     reward(api, test_id, *[{"request_id": f"never-{i}", "reward": 1} for i in range(5)])
