@@ -69,7 +69,12 @@ class Schedule:
                     f"({iso(self.starts_at)})."
                 )
         if self.on_end != self.KEEP and self.ends_at is None:
-            raise InvalidInput(f"on_end {self.on_end!r} needs an ends_at.")
+            raise InvalidInput(f"on_end {self.named!r} needs an ends_at.")
+
+    @property
+    def named(self) -> Label | None:
+        """`on_end` as it was asked for: keep, rollout_best, or the variant named."""
+        return self.on_end_variant if self.on_end == self.VARIANT else self.on_end
 
     def audited(self) -> dict[str, Any]:
         """What the audit log records of it (nothing for a Test without a schedule)."""
@@ -78,7 +83,7 @@ class Schedule:
         return {
             "starts_at": iso(self.starts_at),
             "ends_at": iso(self.ends_at),
-            "on_end": self.on_end_variant if self.on_end == self.VARIANT else self.on_end,
+            "on_end": self.named,
         }
 
 

@@ -189,6 +189,7 @@ def test_retiring_the_variant_to_roll_out_at_the_end_is_refused(api):
         ({"starts_at": "2027-02-30T00:00:00Z"}, "ISO 8601"),
         ({"starts_at": "next friday"}, "ISO 8601"),
         ({"on_end": "rollout_best"}, "needs an ends_at"),
+        ({"on_end": "b"}, "on_end 'b' needs an ends_at"),
         ({"on_end": "Nope", "ends_at": "2099-01-01T00:00:00Z"}, "not a variant"),
         ({"on_end": 7, "ends_at": "2099-01-01T00:00:00Z"}, "not a variant"),
         ({"on_end": True, "ends_at": "2099-01-01T00:00:00Z"}, "on_end must be"),
