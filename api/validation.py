@@ -253,6 +253,8 @@ class MomentField(serializers.Field):
         text = data.strip().upper()
         # RFC 3339 allows a leap second, which Python's datetime cannot hold.
         text = LEAP_SECOND.sub(r"\g<1>59", text)
+        # A `+01:00` sent unencoded in a query string arrives as ` 01:00`.
+        text = UNENCODED_PLUS.sub(r"\g<1>+\g<2>", text)
         try:
             moment = dt.datetime.fromisoformat(text)
         except ValueError:
@@ -269,3 +271,4 @@ class MomentField(serializers.Field):
 
 
 LEAP_SECOND = re.compile(r"(T\d\d:\d\d:)60")
+UNENCODED_PLUS = re.compile(r"(T\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d:?\d\d)$")

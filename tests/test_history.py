@@ -172,6 +172,16 @@ def test_a_range_that_is_not_aligned_gets_the_steps_that_cover_it(api, make_test
     assert points[0][0] == "2026-11-30T10:00:00.000Z" and len(points) == 30
 
 
+def test_an_offset_sent_unencoded_in_the_query_string_is_read_as_one(api, make_test):
+    test_id = make_test()["cb_model_id"]
+    # A `+` left as it is in a URL arrives as a space.
+    query = "from=2026-11-30T10:00:00+01:00&to=2026-11-30T10:30:00%2B01:00"
+    response = api.get(f"/api/metrics/{test_id}/predictions?{query}")
+    assert response.status_code == 200, response.text
+    assert response.json()["from"] == "2026-11-30T09:00:00.000Z"
+    assert response.json()["to"] == "2026-11-30T09:30:00.000Z"
+
+
 @pytest.mark.parametrize(
     ("path", "query", "status", "says"),
     [
