@@ -1,5 +1,5 @@
 """The shapes of what measures a Test: a decision's propensity and holdout flag, the holdout's
-evaluation in `model_details`, and the decision log's query."""
+evaluation in `model_details`, the decision log's query, the evaluation and the metric history."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from api.validation import MomentField, Number
 from bandit.defaults import HOLDOUT_SHARE
+from bandit.policy import PRIORS, SAMPLING_RULES
 
 
 class HoldoutShareField(Number):
@@ -132,17 +133,31 @@ class DecisionLogQuery(TimeRangeQuery):
     )
 
 
+class ReplayedSetting(serializers.Serializer):
+    sampling = serializers.ChoiceField(choices=SAMPLING_RULES)
+    prior = serializers.ChoiceField(choices=PRIORS)
+
+
 class PolicyValue(serializers.Serializer):
     policy = serializers.ChoiceField(
-        choices=("as_run", "uniform", "greedy", "variant"),
+        choices=("as_run", "uniform", "greedy", "variant", "replay"),
         help_text=(
             "as_run: the Test's own decisions; uniform: a plain split among the variants in "
             "service; greedy: the variant the current model expects most of; variant: one "
-            "variant for everyone."
+            "variant for everyone; replay: the learning settings `sampling` and `prior`, "
+            "learning from the log's rewards in order."
         ),
     )
     variant_id = serializers.IntegerField(required=False)
     variant_label = serializers.JSONField(required=False)
+    settings = ReplayedSetting(
+        many=True,
+        required=False,
+        help_text="The learning settings replayed (those that choose alike share a row).",
+    )
+    as_configured = serializers.BooleanField(
+        required=False, help_text="The Test's own settings are among them."
+    )
     description = serializers.CharField()
     ips = Estimate(allow_null=True, help_text="Inverse propensity scoring (null: < 2).")
     snips = Estimate(allow_null=True, help_text="Self-normalised IPS.")
@@ -159,6 +174,9 @@ class EvaluationResponse(serializers.Serializer):
     first_decided_at = serializers.CharField(allow_null=True)
     last_decided_at = serializers.CharField(allow_null=True)
     policies = PolicyValue(many=True)
+    replay_skipped = serializers.CharField(
+        allow_null=True, help_text="Why the learning settings were not replayed (null: they were)."
+    )
 
 
 class MetricDescription(serializers.Serializer):

@@ -6,21 +6,23 @@ so its reward stands for the rewards of every policy that would have chosen the 
 there, weighed by how much more or less often that policy would have (bandit.estimators: IPS,
 self-normalised IPS, and doubly robust with the Test's current model as the reward model).
 Evaluated: the policy as it ran, uniform random among the variants in service now, each variant
-for everyone, and greedy on the current model (the variant with the best posterior mean for
-the decision's context). Rolled-out decisions chose with probability 1 and say nothing of
+for everyone, greedy on the current model (the variant with the best posterior mean for the
+decision's context), and every combination of the learning settings replayed on the log
+(bandit.replay). Rolled-out decisions chose with probability 1 and say nothing of
 other variants; they are left out, as are decisions whose reward the log does not hold.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from itertools import islice
 from typing import Any
 
 import numpy as np
 
-from bandit import decision_log, estimators, policy, snapshots
+from bandit import decision_log, estimators, policy, replay, snapshots
 from bandit.models import LoggedDecision, Test
 from core.time import iso
 
@@ -85,13 +87,62 @@ def evaluate(test: Test, start: datetime | None, end: datetime | None) -> dict[s
                 **value(alone, alone),
             }
         )
+    skipped = None
+    if snapshot.stats.contextual:
+        skipped = "The Test learns from a context: its learning settings are not replayed."
+    else:
+        policies += _replayed(test, in_service, chosen, logged.rewards, value)
     return {
         "cb_model_id": str(test.id),
         "decisions": n,
         "first_decided_at": logged.first,
         "last_decided_at": logged.last,
         "policies": policies,
+        "replay_skipped": skipped,
     }
+
+
+def _replayed(
+    test: Test,
+    in_service: list[int],
+    chosen: np.ndarray,
+    rewards: np.ndarray,
+    value: Callable[[np.ndarray, np.ndarray], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Each combination of learning settings, replayed on the log (bandit.replay), once per
+    distinct choices: with three variants or fewer, focused sampling chooses as optimistic
+    does and the pooled prior is the flat one, and settings that choose alike share a row.
+    The log is read newest first, a replay goes oldest first."""
+    groups: list[tuple[np.ndarray, list[replay.Setting]]] = []
+    for setting in replay.settings():
+        oldest_first = replay.probabilities(
+            setting,
+            in_service,
+            chosen[::-1],
+            rewards[::-1],
+            minimum_updates=test.minimum_update_requests,
+            minimum_share=test.minimum_variant_share,
+        )
+        for distribution, alike in groups:
+            if np.array_equal(distribution, oldest_first):
+                alike.append(setting)
+                break
+        else:
+            groups.append((oldest_first, [setting]))
+    configured = replay.Setting(test.sampling, test.prior)
+    found = []
+    for oldest_first, alike in groups:
+        distribution = oldest_first[::-1]
+        found.append(
+            {
+                "policy": "replay",
+                "settings": [{"sampling": s.sampling, "prior": s.prior} for s in alike],
+                "as_configured": configured in alike,
+                "description": replay.describe(alike),
+                **value(distribution, distribution),
+            }
+        )
+    return found
 
 
 class _Log:

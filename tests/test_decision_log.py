@@ -369,6 +369,35 @@ def test_evaluation_estimates_each_policy_from_the_log(api, make_test):
     # Doubly robust with a model that learned the rewards is nearly exact.
     assert by_name[("variant", 2)]["doubly_robust"]["value"] == pytest.approx(1.0, abs=0.05)
     assert evaluation(api, test_id, **{"from": "2999-01-01T00:00:00Z"})["decisions"] == 0
+    # A Test that learns from a context does not replay its learning settings.
+    assert "context" in result["replay_skipped"]
+    assert not [p for p in result["policies"] if p["policy"] == "replay"]
+
+
+def test_evaluation_replays_the_learning_settings_on_the_log(api, make_test):
+    """Decisions of a Test without a context; variant 2 always earns 1, the others 0. Every
+    replayed setting learns that from the log, and would have earned far more than a split."""
+    variants = {str(i): f"V{i}" for i in range(5)}
+    test_id = make_test(variants=variants, minimum_update_requests=20)["cb_model_id"]
+    for i in range(400):
+        answer = fetch(api, test_id, request_id=f"r-{i}")
+        reward(api, test_id, {"request_id": f"r-{i}", "reward": float(answer["variant_id"] == 2)})
+    logged(api, test_id, 400, 400)
+    result = evaluation(api, test_id)
+    assert result["replay_skipped"] is None
+    replays = [p for p in result["policies"] if p["policy"] == "replay"]
+    named = [(s["sampling"], s["prior"]) for p in replays for s in p["settings"]]
+    assert sorted(named) == sorted(
+        (sampling, prior)
+        for sampling in ("focused", "optimistic", "standard")
+        for prior in ("pooled", "flat")
+    )
+    [configured] = [p for p in replays if p["as_configured"]]
+    assert {"sampling": "focused", "prior": "pooled"} in configured["settings"]
+    for replayed in replays:
+        assert replayed["description"].endswith(("replayed on the log.", "alike here)."))
+        for estimator in ("ips", "snips", "doubly_robust"):
+            assert replayed[estimator]["value"] > 0.5, replayed  # a plain split earns 0.2
 
 
 def test_evaluation_refuses_bad_queries(api, make_test):
