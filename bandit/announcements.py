@@ -18,6 +18,7 @@ from bandit import snapshots, winners
 from bandit.models import Test
 from bandit.state import reads
 from core import periodic
+from core.time import iso
 from system import audit
 from webhooks import events
 
@@ -31,6 +32,22 @@ def announce(type: str, test: Test, actor: audit.Actor | None = None, **data: An
     if actor is not None:
         told["by"] = actor.name
     events.emit(type, told, subject=str(test.id))
+
+
+# Who the audit log and the webhooks name for what a schedule did (bandit.schedules).
+SCHEDULE = audit.Actor("schedule")
+
+
+def started(test: Test) -> None:
+    """A scheduled Test's start, audited and announced (TEST_STARTED)."""
+    audit.record(SCHEDULE, "test_started", str(test.id), starts_at=iso(test.starts_at))
+    announce(
+        events.TEST_STARTED,
+        test,
+        SCHEDULE,
+        starts_at=iso(test.starts_at),
+        started_at=iso(test.started_at),
+    )
 
 
 def label_of(test: Test, variant_id: int) -> Any:

@@ -24,8 +24,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from bandit import changes, snapshots, winners
-from bandit.announcements import announce
+from bandit import announcements, changes, snapshots, winners
+from bandit.announcements import SCHEDULE, announce
 from bandit.models import Test
 from bandit.services import Schedule
 from bandit.state import lifecycle
@@ -35,9 +35,6 @@ from system import audit
 from webhooks import events
 
 logger = logging.getLogger(__name__)
-
-# Who the audit log and the webhooks name for what a schedule did.
-SCHEDULE = audit.Actor("schedule")
 
 
 def fire_due() -> int:
@@ -69,14 +66,7 @@ def start(test_id: str) -> bool:
         test.started_at = timezone.now()
         test.save(update_fields=["started_at"])
         late = (test.started_at - test.starts_at).total_seconds() if test.starts_at else 0.0
-        audit.record(SCHEDULE, "test_started", test_id, starts_at=iso(test.starts_at))
-        announce(
-            events.TEST_STARTED,
-            test,
-            SCHEDULE,
-            starts_at=iso(test.starts_at),
-            started_at=iso(test.started_at),
-        )
+        announcements.started(test)
         lifecycle.set_started(test_id, test.served_rollout)
     snapshots.forget(test_id)
     logger.info("Test started", extra={"test_id": test_id, "late_seconds": round(late, 3)})

@@ -150,6 +150,8 @@ def create_test(
         history.start(test)
         audit.record(actor, "test_created", str(test.id), name=test.name, **schedule.audited())
         announcements.announce(events.TEST_CREATED, test, actor, variants=stored_variants)
+        if schedule.starts_at is not None and test.started_at is not None:
+            announcements.started(test)  # a start that was not in the future: now
         # Inside the transaction: if Redis is down, the Test is not created at all.
         lifecycle.create_test(
             str(test.id),

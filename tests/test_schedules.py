@@ -124,6 +124,20 @@ def test_a_test_waits_for_its_start_serving_its_first_variant_and_learning_nothi
     assert counted["processed_updates"] == 1
 
 
+def test_a_start_that_is_not_in_the_future_starts_the_test_as_it_is_created(api, scout, receiver):
+    hook_id, secret = subscribe(scout, receiver.url)
+    try:
+        test_id = create(api, starts_at=moment(-60))
+        info = details(api, test_id)
+        assert info["schedule"] == "running" and info["is_active"] is True
+        assert parsed(info["started_at"]) > parsed(info["starts_at"])
+        assert fetch(api, test_id)["is_global_rollout"] is False
+        assert reward(api, test_id, {"variant_id": 0, "reward": 1})["processed_updates"] == 1
+        assert events_about(receiver, secret, [test_id], 1) == [("TEST_STARTED", test_id)]
+    finally:
+        unsubscribe(scout, hook_id)
+
+
 def test_an_operator_may_roll_out_before_the_start_and_clear_it_back_to_the_wait(api):
     test_id = create(api, starts_at=moment(3600), variants={"0": "A", "1": "B", "2": "C"})
     assert api.post(f"/api/rollout_global_variant/{test_id}", json={"variant": 1}).is_success
