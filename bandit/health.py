@@ -113,7 +113,9 @@ def _late(test: Test, late: int, sent: int) -> dict[str, Any]:
 
 
 def _unrewarded(test: Test, counters: reads.Counters) -> dict[str, Any]:
-    decisions = counters.total_predictions
+    # Decisions served to everyone (a rollout, or a Test waiting for its start, which counts
+    # no reward) are left out: a reward is not expected of them.
+    decisions = counters.total_predictions - counters.kinds.get("rollout", 0)
     rewarded = min(decisions, counters.outcomes.get(APPLIED, 0))
     check = _share_check(
         decisions - rewarded,

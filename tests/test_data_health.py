@@ -6,6 +6,7 @@ The module's server is its own, with checks that count from 20 rewards or decisi
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import uuid
 from collections.abc import Iterator
@@ -171,6 +172,19 @@ def test_decisions_that_never_get_a_reward_are_warned_of(api, make_test):
     check = found["checks"]["decisions_without_reward"]
     assert (check["count"], check["out_of"]) == (32, 40)
     assert warned(found) == {"decisions_without_reward"} and "80.0%" in check["warning"]
+
+
+def test_decisions_before_a_scheduled_start_are_not_expected_to_get_a_reward(api, make_test):
+    starts = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3)
+    test_id = make_test(starts_at=starts.isoformat())["cb_model_id"]
+    decide(api, test_id, 30)  # served the first variant; their rewards would not count
+    deadline = time.monotonic() + 20
+    while details(api, test_id)["schedule"] != "running":
+        assert time.monotonic() < deadline, "the Test never started"
+        time.sleep(0.2)
+    rewarded(api, test_id, decide(api, test_id, 30))
+    check = health(api, test_id)["checks"]["decisions_without_reward"]
+    assert (check["count"], check["out_of"]) == (0, 30) and check["warning"] is None
 
 
 def logged_rewards(api: httpx.Client, test_id: str, count: int) -> None:
