@@ -1,7 +1,8 @@
 """A Test's data health over HTTP: each warning raised by traffic that breaks its rule, with
 the numbers behind it, and none for clean traffic.
 
-The module's server is its own, with checks that count from 20 rewards or decisions.
+The module's server and backends are its own, with checks that count from 20 rewards or
+decisions.
 """
 
 from __future__ import annotations
@@ -30,11 +31,16 @@ CHECKS = {
 
 
 @pytest.fixture(scope="module")
-def scout(backends: Backends) -> Iterator[ScoutServer]:
+def scout() -> Iterator[ScoutServer]:
+    """Backends of the module's own: on PostgreSQL the suite's servers share a database, and
+    another server's schedule check would start this module's scheduled Test in its own
+    Redis, not in this server's."""
+    own = Backends()
     env = {"SCOUT_HEALTH_MINIMUM_COUNT": str(MINIMUM), "SCOUT_DECISION_LOG_SECONDS": "0.2"}
-    server = ScoutServer.dedicated(backends, "data-health", extra_env=env).start()
+    server = ScoutServer(own, extra_env=env).start()
     yield server
     server.stop()
+    own.cleanup()
 
 
 @pytest.fixture
