@@ -31,6 +31,7 @@ import pytest
 from scout_client import (
     AsyncClient,
     Client,
+    LogEntry,
     QueueOptions,
     RejectedReward,
     RetryPolicy,
@@ -561,6 +562,113 @@ def test_admin_reads_with_staff_credentials(server):
     with stranger, pytest.raises(ScoutError) as refused:
         stranger.system_config()
     assert refused.value.status_code == 401
+
+
+# Each operation of the schema Scout serves, and the method of both clients that calls it: an
+# endpoint added to Scout fails this table until the client has a method for it.
+CLIENT_METHODS = {
+    ("/api/create_model", "post"): "create_model",
+    ("/api/delete_model/{cb_model_id}", "post"): "delete_model",
+    ("/api/models", "get"): "models",
+    ("/api/model_details/{cb_model_id}", "get"): "model_details",
+    ("/api/fetch_recommended_variant", "post"): "fetch_recommended_variant",
+    ("/api/fetch_ranked_variants", "post"): "fetch_ranked_variants",
+    ("/api/update_model/{cb_model_id}", "post"): "update_model",
+    ("/api/rollout_global_variant/{cb_model_id}", "post"): "rollout_global_variant",
+    ("/api/clear_global_variant/{cb_model_id}", "post"): "clear_global_variant",
+    ("/api/add_variants/{cb_model_id}", "post"): "add_variants",
+    ("/api/retire_variant/{cb_model_id}", "post"): "retire_variant",
+    ("/api/set_holdout_share/{cb_model_id}", "post"): "set_holdout_share",
+    ("/api/evaluation/{cb_model_id}", "get"): "evaluation",
+    ("/api/metrics/{cb_model_id}", "get"): "metrics",
+    ("/api/metrics/{cb_model_id}/{metric}", "get"): "metric_series",
+    ("/api/decision_log/{cb_model_id}", "get"): "decision_log",
+    ("/api/token/check", "get"): "check_token",
+    ("/admin/get_protection", "get"): "get_protection",
+    ("/admin/set_protection", "post"): "set_protection",
+    ("/admin/generate_token", "post"): "generate_token",
+    ("/admin/redis_health", "get"): "redis_health",
+    ("/admin/model_config", "get"): "model_config",
+    ("/admin/model_config", "post"): "set_model_config",
+    ("/admin/system_config", "get"): "system_config",
+    ("/admin/system_config", "post"): "set_system_config",
+    ("/admin/redis_config", "post"): "redis_config",
+    ("/admin/webhooks", "get"): "list_webhooks",
+    ("/admin/webhooks", "post"): "create_webhook",
+    ("/admin/webhooks/{webhook_id}/delete", "post"): "delete_webhook",
+    ("/admin/webhooks/{webhook_id}/ping", "post"): "ping_webhook",
+    ("/admin/webhooks/{webhook_id}/deliveries", "get"): "webhook_deliveries",
+    ("/logs/stream", "get"): "stream_logs",
+}
+
+
+def test_every_endpoint_has_a_method_in_both_clients(server):
+    schema = httpx.get(f"{server.url}/api/schema/", params={"format": "json"}, timeout=30)
+    assert schema.status_code == 200
+    served = {
+        (path, method)
+        for path, operations in schema.json()["paths"].items()
+        for method in operations
+        if method in {"get", "post", "put", "patch", "delete"}
+    }
+    assert served - set(CLIENT_METHODS) == set(), "endpoints the client cannot call"
+    assert set(CLIENT_METHODS) - served == set(), "client methods for endpoints Scout lacks"
+    for name in set(CLIENT_METHODS.values()):
+        assert callable(getattr(Client, name, None)), f"Client.{name}"
+        assert callable(getattr(AsyncClient, name, None)), f"AsyncClient.{name}"
+
+
+def first_entry(entries: Iterator[LogEntry], match: Callable[[LogEntry], bool]) -> LogEntry:
+    """The first entry that matches, read in a thread so that a missing one fails in 20 s
+    rather than waiting on the stream's keep-alives for ever."""
+    found: list[LogEntry] = []
+
+    def read() -> None:
+        for entry in entries:
+            if match(entry):
+                found.append(entry)
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(20)
+    assert found, "the expected log entry did not arrive within 20 s"
+    return found[0]
+
+
+def test_the_live_log_streams_filters_and_resumes(server, scout):
+    with Client(server.url, auth=ADMIN.credentials) as staff:
+        entries = staff.stream_logs()
+        opened = first_entry(entries, lambda entry: entry.message == "Log stream opened")
+        assert opened.level == "INFO" and opened.event_id and opened.timestamp is not None
+        test_id = scout.create_model("Logged", ["A", "B"]).test_id
+        created = first_entry(
+            entries, lambda entry: entry.message == "Test created" and entry.test_id == test_id
+        )
+        assert created.raw["test_name"] == "Logged" and created.service
+        entries.close()  # closes the connection
+        # Resumed after the opening, for that Test only: its creation comes first.
+        resumed = staff.stream_logs(test_id=test_id, last_event_id=opened.event_id)
+        again = first_entry(resumed, lambda entry: True)
+        resumed.close()
+        assert again.event_id == created.event_id and again.test_id == test_id
+        scout.delete_model(test_id)
+    with pytest.raises(ScoutError) as refused:
+        next(scout.stream_logs())
+    assert refused.value.status_code == 401
+
+
+def test_the_async_client_streams_the_live_log(server):
+    async def run() -> LogEntry:
+        async with AsyncClient(server.url, auth=ADMIN.credentials) as staff:
+            async with asyncio.timeout(20):
+                async for entry in staff.stream_logs(level="info"):
+                    if entry.message == "Log stream opened":
+                        return entry
+        raise AssertionError("the stream ended")
+
+    opened = asyncio.run(run())
+    assert opened.level == "INFO" and opened.raw["user"] == ADMIN.username
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from scout_client._version import __version__
 from scout_client.async_client import AsyncClient
 from scout_client.client import Client
 from scout_client.errors import ScoutConnectionError, ScoutError
+from scout_client.logs import LogEntry
 from scout_client.models import (
     WEBHOOK_EVENTS,
     CreatedTest,
@@ -54,6 +55,7 @@ __all__ = [
     "Duplicate",
     "EntryError",
     "Label",
+    "LogEntry",
     "MetricSeries",
     "ModelSettings",
     "QueueOptions",

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from scout_client._http import Call
 from scout_client.errors import ScoutError
+from scout_client.logs import log_query
 from scout_client.models import (
     CreatedTest,
     DeletedTest,
@@ -230,6 +231,12 @@ def decision_log(test_id: str, start: Time | None, end: Time | None, kind: str) 
     """Streamed line by line (see the transports' `lines`), not read as one JSON answer."""
     params = {**_time_query(start, end), "format": kind}
     return Call("GET", _api("decision_log", test_id), _body, params=params)
+
+
+def logs_stream(level: str | None, test_id: str | None, last_event_id: str | None) -> Call[None]:
+    """Streamed line by line and read by `logs.EventReader` (staff only)."""
+    params = log_query(level, test_id, last_event_id)
+    return Call("GET", "/logs/stream", _body, params=params, staff=True)
 
 
 def check_token() -> Call[TokenCheck]:

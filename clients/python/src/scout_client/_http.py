@@ -205,16 +205,19 @@ class SyncTransport(_Transport):
             time.sleep(delay)
             attempt += 1
 
-    def stream(self, call: Call[Any], *, by_line: bool) -> Iterator[str]:
-        """The answer's text as it comes, line by line or in chunks (answers of any size)."""
+    def stream(
+        self, call: Call[Any], *, by_line: bool, timeout: float | None = None
+    ) -> Iterator[str]:
+        """The answer's text as it comes, line by line or in chunks (answers of any size);
+        `timeout` bounds each wait for more of it."""
         try:
-            with self._client.stream(**self._request(call, None)) as response:
+            with self._client.stream(**self._request(call, timeout)) as response:
                 if not response.is_success:
                     response.read()
                     raise error_of(response)
                 yield from response.iter_lines() if by_line else response.iter_text()
         except httpx.TransportError as exc:
-            raise self._no_answer(call, exc, None) from exc
+            raise self._no_answer(call, exc, timeout) from exc
 
     def close(self) -> None:
         self._client.close()
@@ -255,9 +258,11 @@ class AsyncTransport(_Transport):
             await asyncio.sleep(delay)
             attempt += 1
 
-    async def stream(self, call: Call[Any], *, by_line: bool) -> AsyncIterator[str]:
+    async def stream(
+        self, call: Call[Any], *, by_line: bool, timeout: float | None = None
+    ) -> AsyncIterator[str]:
         try:
-            async with self._client.stream(**self._request(call, None)) as response:
+            async with self._client.stream(**self._request(call, timeout)) as response:
                 if not response.is_success:
                     await response.aread()
                     raise error_of(response)
@@ -265,7 +270,7 @@ class AsyncTransport(_Transport):
                 async for part in parts:
                     yield part
         except httpx.TransportError as exc:
-            raise self._no_answer(call, exc, None) from exc
+            raise self._no_answer(call, exc, timeout) from exc
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -21,6 +21,7 @@ from scout_client._endpoints import Context, Time
 from scout_client._http import AsyncTransport, RetryPolicy
 from scout_client.client import DEFAULT_DECISION_TIMEOUT, DEFAULT_TIMEOUT, reward_entry
 from scout_client.errors import ScoutError
+from scout_client.logs import DEFAULT_READ_TIMEOUT, EventReader, LogEntry
 from scout_client.models import (
     CreatedTest,
     DeletedTest,
@@ -301,3 +302,19 @@ class AsyncClient:
     async def webhook_deliveries(self, webhook_id: int) -> list[WebhookDelivery]:
         """The webhook's recent deliveries, newest first: how each event fared."""
         return await self._http.call(endpoints.webhook_deliveries(webhook_id))
+
+    async def stream_logs(
+        self,
+        *,
+        level: str | None = None,
+        test_id: str | None = None,
+        last_event_id: str | None = None,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+    ) -> AsyncIterator[LogEntry]:
+        """Scout's live log entries; see `Client.stream_logs`."""
+        reader = EventReader()
+        call = endpoints.logs_stream(level, test_id, last_event_id)
+        async for line in self._http.stream(call, by_line=True, timeout=read_timeout):
+            entry = reader.feed(line)
+            if entry is not None:
+                yield entry

@@ -25,6 +25,7 @@ from scout_client import _endpoints as endpoints
 from scout_client._endpoints import Context, Time
 from scout_client._http import RetryPolicy, SyncTransport
 from scout_client.errors import ScoutError
+from scout_client.logs import DEFAULT_READ_TIMEOUT, EventReader, LogEntry
 from scout_client.models import (
     CreatedTest,
     DeletedTest,
@@ -398,3 +399,23 @@ class Client:
     def webhook_deliveries(self, webhook_id: int) -> list[WebhookDelivery]:
         """The webhook's recent deliveries, newest first: how each event fared."""
         return self._http.call(endpoints.webhook_deliveries(webhook_id))
+
+    def stream_logs(
+        self,
+        *,
+        level: str | None = None,
+        test_id: str | None = None,
+        last_event_id: str | None = None,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+    ) -> Iterator[LogEntry]:
+        """Scout's live log entries, as every worker writes them, until the caller stops or
+        Scout closes the stream (at shutdown). `level` is the lowest level to show, `test_id`
+        keeps one Test's entries, `last_event_id` resumes after an entry seen before (its
+        `event_id`). Staff only. Raises ScoutError 503 when Scout loses its Redis: resume with
+        the last `event_id` once it is back. The request is made when iteration starts."""
+        reader = EventReader()
+        call = endpoints.logs_stream(level, test_id, last_event_id)
+        for line in self._http.stream(call, by_line=True, timeout=read_timeout):
+            entry = reader.feed(line)
+            if entry is not None:
+                yield entry
