@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from api.validation import MomentField, Number
 from bandit.defaults import HOLDOUT_SHARE
-from bandit.policy import PRIORS, SAMPLING_RULES
+from bandit.policy import FORGETTING, PRIORS, SAMPLING_RULES
 
 
 class HoldoutShareField(Number):
@@ -136,6 +136,7 @@ class DecisionLogQuery(TimeRangeQuery):
 class ReplayedSetting(serializers.Serializer):
     sampling = serializers.ChoiceField(choices=SAMPLING_RULES)
     prior = serializers.ChoiceField(choices=PRIORS)
+    forgetting = serializers.ChoiceField(choices=FORGETTING)
 
 
 class PolicyValue(serializers.Serializer):
@@ -144,8 +145,8 @@ class PolicyValue(serializers.Serializer):
         help_text=(
             "as_run: the Test's own decisions; uniform: a plain split among the variants in "
             "service; greedy: the variant the current model expects most of; variant: one "
-            "variant for everyone; replay: the learning settings `sampling` and `prior`, "
-            "learning from the log's rewards in order."
+            "variant for everyone; replay: the learning settings `sampling`, `prior` and "
+            "`forgetting`, learning from the log's rewards in order."
         ),
     )
     variant_id = serializers.IntegerField(required=False)

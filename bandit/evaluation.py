@@ -38,7 +38,8 @@ def evaluate(test: Test, start: datetime | None, end: datetime | None) -> dict[s
     in_service = snapshot.definition.variant_ids
     logged = _logged(test, start, end)
     n = len(logged.rewards)
-    means = _predictions(snapshot, logged.contexts)  # (n, variants in service)
+    contexts = _contexts(snapshot, logged.contexts)
+    means = _predictions(snapshot, contexts)  # (n, variants in service)
     position = {variant: i for i, variant in enumerate(in_service)}
     chosen = np.array([position.get(v, -1) for v in logged.variants], dtype=np.intp)
     served = chosen >= 0  # the logged variant is in service now (else the model has no say)
@@ -88,10 +89,11 @@ def evaluate(test: Test, start: datetime | None, end: datetime | None) -> dict[s
             }
         )
     skipped = None
-    if snapshot.stats.contextual:
-        skipped = "The Test learns from a context: its learning settings are not replayed."
+    if n:
+        replayed_contexts = contexts if snapshot.stats.contextual else None
+        policies += _replayed(test, in_service, chosen, logged.rewards, replayed_contexts, value)
     else:
-        policies += _replayed(test, in_service, chosen, logged.rewards, value)
+        skipped = "No rewarded decision in the range to replay the learning settings on."
     return {
         "cb_model_id": str(test.id),
         "decisions": n,
@@ -107,36 +109,49 @@ def _replayed(
     in_service: list[int],
     chosen: np.ndarray,
     rewards: np.ndarray,
+    contexts: replay.Contexts | None,
     value: Callable[[np.ndarray, np.ndarray], dict[str, Any]],
 ) -> list[dict[str, Any]]:
     """Each combination of learning settings, replayed on the log (bandit.replay), once per
     distinct choices: with three variants or fewer, focused sampling chooses as optimistic
-    does and the pooled prior is the flat one, and settings that choose alike share a row.
-    The log is read newest first, a replay goes oldest first."""
+    does and the pooled prior is the flat one, a Test that changed nothing forgets nothing,
+    and settings that choose alike share a row. The log is read newest first, a replay goes
+    oldest first."""
+    oldest_contexts = (
+        None if contexts is None else replay.Contexts(contexts.distinct, contexts.of_decision[::-1])
+    )
+    replayed: dict[tuple[str, ...], np.ndarray] = {}
     groups: list[tuple[np.ndarray, list[replay.Setting]]] = []
     for setting in replay.settings():
-        oldest_first = replay.probabilities(
-            setting,
-            in_service,
-            chosen[::-1],
-            rewards[::-1],
-            minimum_updates=test.minimum_update_requests,
-            minimum_share=test.minimum_variant_share,
-        )
+        key = replay.alike_key(setting, contexts is not None)
+        if key not in replayed:
+            replayed[key] = replay.probabilities(
+                setting,
+                in_service,
+                chosen[::-1],
+                rewards[::-1],
+                minimum_updates=test.minimum_update_requests,
+                minimum_share=test.minimum_variant_share,
+                contexts=oldest_contexts,
+            )
+        oldest_first = replayed[key]
         for distribution, alike in groups:
             if np.array_equal(distribution, oldest_first):
                 alike.append(setting)
                 break
         else:
             groups.append((oldest_first, [setting]))
-    configured = replay.Setting(test.sampling, test.prior)
+    configured = replay.Setting(test.sampling, test.prior, test.forgetting)
     found = []
     for oldest_first, alike in groups:
         distribution = oldest_first[::-1]
         found.append(
             {
                 "policy": "replay",
-                "settings": [{"sampling": s.sampling, "prior": s.prior} for s in alike],
+                "settings": [
+                    {"sampling": s.sampling, "prior": s.prior, "forgetting": s.forgetting}
+                    for s in alike
+                ],
                 "as_configured": configured in alike,
                 "description": replay.describe(alike),
                 **value(distribution, distribution),
@@ -193,17 +208,29 @@ def _logged(test: Test, start: datetime | None, end: datetime | None) -> _Logged
     return _Logged(log)
 
 
-def _predictions(snapshot: snapshots.Snapshot, contexts: list[str]) -> np.ndarray:
+def _contexts(snapshot: snapshots.Snapshot, contexts: list[str]) -> replay.Contexts:
+    """The logged contexts as the current model reads them: dense feature vectors over the
+    features it knows (bias first; the others are ignored), one per distinct context."""
+    index = snapshot.stats.feature_index
+    xtx = snapshot.stats.xtx
+    dims = 1 if xtx is None else xtx.shape[1]
+    position: dict[str, int] = {}
+    of_decision = np.array([position.setdefault(c, len(position)) for c in contexts], np.intp)
+    distinct = np.zeros((len(position), dims))
+    for context, row in position.items():
+        vector = policy.feature_vector(policy.encode_context(json.loads(context)), index)
+        for feature, number in vector.items():
+            if feature < dims:
+                distinct[row, feature] = number
+    return replay.Contexts(distinct, of_decision)
+
+
+def _predictions(snapshot: snapshots.Snapshot, contexts: replay.Contexts) -> np.ndarray:
     """The current model's expected reward of each variant in service, per decision (one
     projection per distinct context: contexts repeat)."""
-    k = len(snapshot.definition.variant_ids)
-    index = snapshot.stats.feature_index
-    seen: dict[str, np.ndarray] = {}
-    rows = np.zeros((len(contexts), k))
-    for i, context in enumerate(contexts):
-        mean = seen.get(context)
-        if mean is None:
-            features = policy.encode_context(json.loads(context))
-            mean = seen[context] = snapshot.posterior.mean(policy.feature_vector(features, index))
-        rows[i] = mean
-    return rows
+    posterior = snapshot.posterior
+    if isinstance(posterior, policy.LinearRegression):
+        distinct = posterior.means_at(contexts.distinct)
+    else:
+        distinct = np.tile(posterior.mean({}), (len(contexts.distinct), 1))
+    return distinct[contexts.of_decision]

@@ -297,6 +297,22 @@ class LinearRegression(Posterior):
         variance = self.beta / rng.standard_gamma(self.alpha, size=(n, 1))
         return mean + np.sqrt(variance * spread) * rng.standard_normal((n, len(mean)))
 
+    def means_at(self, contexts: np.ndarray) -> np.ndarray:
+        """Each variant's posterior mean for each row of `contexts` (m, dims: dense feature
+        vectors, bias first), as (m, variants)."""
+        return contexts @ self.weights.T
+
+    def sample_many_at(self, contexts: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
+        """`n` independent draws for each row of `contexts`, as (m, n, variants): for each
+        context, what `sample_many` gives. The contexts share the underlying random numbers
+        (a draw is the mean plus the context's spread times one standard normal per variant),
+        which keeps each context's draws exact and costs one batch of random numbers for all."""
+        mean = self.means_at(contexts)
+        spread = np.einsum("md,vde,me->mv", contexts, self.covariance, contexts, optimize=True)
+        variance = self.beta / rng.standard_gamma(self.alpha, size=(n, 1))
+        normal = np.sqrt(variance) * rng.standard_normal((n, mean.shape[1]))
+        return mean[:, None, :] + np.sqrt(spread)[:, None, :] * normal[None, :, :]
+
 
 def build_posterior(stats: LearnedStats, prior: str = POOLED) -> Posterior:
     """Pick the model the data call for: contextual once a context was learned from, else Beta
@@ -416,11 +432,13 @@ def _scores(
 def _as_used(
     draws: np.ndarray, means: np.ndarray, sampling: str, rng: np.random.Generator
 ) -> np.ndarray:
-    """Draws (one row per decision, a column per variant) as the sampling rule uses them."""
+    """Draws (one row per decision, a column per variant; or a batch of such) as the
+    sampling rule uses them."""
+    variants = means.shape[-1]
     if sampling != STANDARD:
         draws = np.maximum(draws, means)
-    if sampling == FOCUSED and len(means) > FEW_VARIANTS:
-        drawing = rng.random(draws.shape) < FEW_VARIANTS / len(means)
+    if sampling == FOCUSED and variants > FEW_VARIANTS:
+        drawing = rng.random(draws.shape) < FEW_VARIANTS / variants
         draws = np.where(drawing, draws, means)
     return draws
 
@@ -480,8 +498,40 @@ def choice_probabilities(
     if forced < 1.0:
         means = posterior.mean(x)[eligible]
         used = _as_used(posterior.sample_many(x, rng, draws)[:, eligible], means, sampling, rng)
-        wins = np.bincount(np.argmax(used, axis=1), minlength=m)
-        probabilities[eligible] += (1.0 - forced) * (wins + 1) / (draws + m)
+        probabilities[eligible] += (1.0 - forced) * _estimated_wins(used)
+    return probabilities
+
+
+def _estimated_wins(used: np.ndarray) -> np.ndarray:
+    """From draws as used (..., n draws, m variants), each variant's estimated probability of
+    winning: (W + 1) / (n + m), along the last axis."""
+    n, m = used.shape[-2:]
+    won = np.argmax(used, axis=-1).reshape(-1, n)  # a row of winners per batch
+    cell = np.arange(len(won))[:, None] * m + won
+    wins = np.bincount(cell.ravel(), minlength=len(won) * m)
+    return (wins.reshape(*used.shape[:-2], m) + 1) / (n + m)
+
+
+def contextual_choice_probabilities(
+    posterior: LinearRegression,
+    contexts: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    uniform: bool,
+    sampling: str = FOCUSED,
+    minimum_share: float = 0.0,
+    draws: int = PROPENSITY_DRAWS,
+) -> np.ndarray:
+    """`choice_probabilities` for each row of `contexts` (dense feature vectors, as in
+    `LinearRegression.means_at`), every variant eligible: (m, variants). One batch of numpy
+    work for many contexts, which is what replaying a contextual Test's log asks for."""
+    m, variants = len(contexts), posterior.weights.shape[0]
+    forced = 1.0 if uniform else min(1.0, minimum_share * variants)
+    probabilities = np.full((m, variants), forced / variants)
+    if forced < 1.0 and m:
+        means = posterior.means_at(contexts)[:, None, :]
+        used = _as_used(posterior.sample_many_at(contexts, rng, draws), means, sampling, rng)
+        probabilities += (1.0 - forced) * _estimated_wins(used)
     return probabilities
 
 

@@ -369,9 +369,11 @@ def test_evaluation_estimates_each_policy_from_the_log(api, make_test):
     # Doubly robust with a model that learned the rewards is nearly exact.
     assert by_name[("variant", 2)]["doubly_robust"]["value"] == pytest.approx(1.0, abs=0.05)
     assert evaluation(api, test_id, **{"from": "2999-01-01T00:00:00Z"})["decisions"] == 0
-    # A Test that learns from a context does not replay its learning settings.
-    assert "context" in result["replay_skipped"]
-    assert not [p for p in result["policies"] if p["policy"] == "replay"]
+    # Replayed with the Test's minimum of rewards, every setting stays uniform: one row.
+    assert result["replay_skipped"] is None
+    [replayed] = [p for p in result["policies"] if p["policy"] == "replay"]
+    assert len(replayed["settings"]) == 12 and replayed["as_configured"]
+    assert replayed["snips"] == by_name[("uniform", None)]["snips"]
 
 
 def test_evaluation_replays_the_learning_settings_on_the_log(api, make_test):
@@ -386,18 +388,43 @@ def test_evaluation_replays_the_learning_settings_on_the_log(api, make_test):
     result = evaluation(api, test_id)
     assert result["replay_skipped"] is None
     replays = [p for p in result["policies"] if p["policy"] == "replay"]
-    named = [(s["sampling"], s["prior"]) for p in replays for s in p["settings"]]
+    named = [(s["sampling"], s["prior"], s["forgetting"]) for p in replays for s in p["settings"]]
     assert sorted(named) == sorted(
-        (sampling, prior)
+        (sampling, prior, forgetting)
         for sampling in ("focused", "optimistic", "standard")
         for prior in ("pooled", "flat")
+        for forgetting in ("on_change", "never")
     )
     [configured] = [p for p in replays if p["as_configured"]]
-    assert {"sampling": "focused", "prior": "pooled"} in configured["settings"]
+    configured_setting = {"sampling": "focused", "prior": "pooled", "forgetting": "on_change"}
+    assert configured_setting in configured["settings"]
     for replayed in replays:
         assert replayed["description"].endswith(("replayed on the log.", "alike here)."))
         for estimator in ("ips", "snips", "doubly_robust"):
             assert replayed[estimator]["value"] > 0.5, replayed  # a plain split earns 0.2
+
+
+def test_evaluation_replays_a_contextual_test_on_each_decisions_context(api, make_test):
+    """Two segments, each with its own best variant: a replay learns which variant each
+    segment calls for, from the log, and would earn far more than a plain split's 0.5."""
+    test_id = make_test(variants={"0": "A", "1": "B"}, minimum_update_requests=20)["cb_model_id"]
+    for i in range(400):
+        segment = "north" if i % 2 else "south"
+        answer = fetch(api, test_id, request_id=f"c-{i}", context={"segment": segment})
+        earned = float(answer["variant_id"] == (1 if segment == "north" else 0))
+        reward(api, test_id, {"request_id": f"c-{i}", "reward": earned})
+    logged(api, test_id, 400, 400)
+    result = evaluation(api, test_id)
+    assert result["replay_skipped"] is None
+    replays = [p for p in result["policies"] if p["policy"] == "replay"]
+    # No prior and no forgetting for a contextual model: a row per sampling rule at most.
+    assert 1 <= len(replays) <= 3
+    assert sorted(s["sampling"] for p in replays for s in p["settings"]) == sorted(
+        ["focused", "optimistic", "standard"] * 4
+    )
+    for replayed in replays:
+        for estimator in ("ips", "snips", "doubly_robust"):
+            assert replayed[estimator]["value"] > 0.75, replayed
 
 
 def test_evaluation_refuses_bad_queries(api, make_test):

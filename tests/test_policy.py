@@ -392,6 +392,45 @@ def test_choice_probabilities_are_how_often_choose_chooses(sampling, among, mini
     assert np.all(np.abs(estimated - share) <= tolerance), (estimated, share)
 
 
+@pytest.mark.parametrize("sampling", policy.SAMPLING_RULES)
+def test_contextual_choice_probabilities_are_each_contexts_choice_probabilities(sampling):
+    """For many contexts at once, what `choice_probabilities` estimates for each one alone,
+    within two estimates' stated errors; the draws' mean and spread are the closed form's."""
+    rng = np.random.default_rng(5)
+    xs, ys = [], []
+    for true in ([0.2, 0.3, -0.2], [0.3, -0.1, 0.1], [0.25, 0.0, 0.0], [0.1, 0.4, 0.3]):
+        x = np.column_stack([np.ones(60), rng.integers(0, 2, 60), rng.normal(size=60)])
+        xs.append(x)
+        ys.append(x @ np.asarray(true) + rng.normal(scale=0.3, size=60))
+    posterior = policy.build_posterior(_linear_stats(xs, ys))
+    assert isinstance(posterior, policy.LinearRegression)
+    contexts = np.array([[1.0, 0.0, -1.0], [1.0, 1.0, 0.0], [1.0, 1.0, 1.5], [1.0, 0.0, 0.3]])
+    draws = 20_000
+    sampled = posterior.sample_many_at(contexts, rng, draws)
+    assert sampled.shape == (4, draws, 4)
+    for row, context in enumerate(contexts):
+        x = {i: float(value) for i, value in enumerate(context)}
+        mean, spread = posterior._project(x)
+        assert sampled[row].mean(axis=0) == pytest.approx(mean, abs=0.02)
+        # Student-t marginals: variance spread * beta / (alpha - 1).
+        expected = spread * posterior.beta / (posterior.alpha - 1)
+        assert sampled[row].var(axis=0) == pytest.approx(expected, rel=0.1)
+    together = policy.contextual_choice_probabilities(
+        posterior, contexts, rng, uniform=False, sampling=sampling, minimum_share=0.05
+    )
+    assert together.shape == (4, 4) and np.allclose(together.sum(axis=1), 1.0)
+    assert together.min() >= 0.05 - 1e-12
+    n = policy.PROPENSITY_DRAWS
+    for row, context in enumerate(contexts):
+        x = {i: float(value) for i, value in enumerate(context)}
+        alone = policy.choice_probabilities(
+            posterior, x, rng, uniform=False, variants=4, sampling=sampling, minimum_share=0.05
+        )
+        assert np.all(np.abs(together[row] - alone) <= 2 / n + 2 * 4 * 0.5 / np.sqrt(n))
+    uniform = policy.contextual_choice_probabilities(posterior, contexts, rng, uniform=True)
+    assert uniform.tolist() == [[0.25] * 4] * 4
+
+
 def test_choice_probabilities_are_exact_while_uniform():
     stats = policy.LearnedStats.empty([0, 1, 2, 3])
     posterior = policy.build_posterior(stats)

@@ -46,3 +46,10 @@ def test_the_policy_cost_benchmark_times_every_rule_and_prior(monkeypatch):
         "propensities (once per posterior)",
     }
     assert all(value > 0 for value in row.values())
+
+
+def test_the_replay_cost_benchmark_times_every_kind_of_log():
+    from benchmarks import replay_cost
+
+    for kind in replay_cost.KINDS:
+        assert replay_cost.seconds(kind, decisions=2_000) > 0
