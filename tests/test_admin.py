@@ -107,6 +107,23 @@ def test_admin_writes_need_staff_and_csrf_for_sessions(admin_server, anonymous, 
     assert session.get("/admin/get_protection").status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/admin/no_such_endpoint", "/admin/bandit/nothing/"])
+def test_an_unknown_admin_path_is_a_json_404_for_everyone(admin_server, anonymous, path):
+    session = login(admin_server, *ADMIN.credentials)
+    try:
+        with admin_server.client(auth=ADMIN.credentials) as basic:
+            for client in (anonymous, basic, session):
+                response = client.get(path)
+                assert response.status_code == 404, (client, response.status_code)
+                assert response.headers["content-type"] == "application/json"
+                assert path in response.json()["detail"]
+    finally:
+        session.close()
+    # A console page that exists still sends an anonymous user to the login form.
+    page = anonymous.get("/admin/bandit/test/", follow_redirects=False)
+    assert page.status_code == 302 and "/admin/login/" in page.headers["location"]
+
+
 def test_protection_round_trip(staff_basic, anonymous, unprotected):
     assert staff_basic.get("/admin/get_protection").json() == {"protected_api": False}
     response = staff_basic.post("/admin/set_protection", json={"protected_api": True})
