@@ -10,10 +10,13 @@ SCOUT_DECISION_LOG_SECONDS one worker of all hosts (a Redis lease decides) moves
 streams hold into the database, in one transaction per batch of Tests, then trims those
 streams. A worker that stops between the two leaves the entries in Redis, and the next round
 writes them again harmlessly: each decision and each reward is a row keyed by its entry's id,
-unique per Test, and a row written before is left as it is. So what
-can be lost is what Redis loses: the entries not moved yet (about SCOUT_DECISION_LOG_SECONDS)
-when Redis loses its data, and, while the database is down for long, the oldest entries of a
-Test past SCOUT_DECISION_LOG_BACKLOG.
+unique per Test, and a row written before is left as it is. A round reads only the streams
+that workers said they appended to (bandit.state.log), and every stream at least every
+SWEEP_SECONDS. So what can be lost is what Redis loses: the entries not moved yet (about two
+SCOUT_DECISION_LOG_SECONDS: one for a worker to share what it appended to, one for the round;
+up to SWEEP_SECONDS for a worker that stopped before sharing) when Redis loses its data, and,
+while the database is down for long, the oldest entries of a Test past
+SCOUT_DECISION_LOG_BACKLOG.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import csv
 import io
 import json
 import logging
+import math
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -46,19 +50,30 @@ BATCH = 2_000
 TESTS_PER_READ = 500
 # A round keeps reading the streams that had more, for at most this long.
 ROUND_SECONDS = 5.0
+# A round reads the streams workers said they appended to (bandit.state.log.share_appended),
+# and every stream at a worker's first round and at least this often after: a worker that
+# stopped before sharing its note leaves entries that only such a sweep finds.
+SWEEP_SECONDS = 60.0
 # How often rows past the retention period are deleted.
 PURGE_SECONDS = 60.0
 
 _purged_at = 0.0
+_swept_at = -math.inf
 
 
 # --- Moving the streams into the database ---------------------------------------------------
 
 
 def move_all() -> int:
-    """Move every Test's logged entries from Redis to the database; answer how many."""
+    """Move the logged entries of the Tests that have some from Redis to the database; answer
+    how many. Tests with more than a round could move are read first in the next round."""
+    global _swept_at
     started = time.monotonic()
-    pending = [str(test_id) for test_id in Test.objects.values_list("id", flat=True)]
+    log.share_appended()  # this worker's own, at once
+    pending = log.take_appended()
+    if started - _swept_at >= SWEEP_SECONDS:
+        _swept_at = started
+        pending = [str(test_id) for test_id in Test.objects.values_list("id", flat=True)]
     moved = 0
     while pending and time.monotonic() - started < ROUND_SECONDS:
         fuller: list[str] = []
@@ -68,6 +83,7 @@ def move_all() -> int:
                 moved += _write(found)
                 fuller += [test_id for test_id, entries in found.items() if len(entries) == BATCH]
         pending = fuller
+    log.mark_appended(pending)
     _purge_if_due()
     return moved
 
@@ -185,9 +201,12 @@ def _purge_if_due() -> None:
 
 
 def start_background() -> None:
-    """Start this worker's thread that moves the log into the database (once per process)."""
+    """Start this worker's threads that share which Tests it appended to and move the log
+    into the database (once per process)."""
     if log.backlog():
-        periodic.start("decision-log", settings.SCOUT_DECISION_LOG_SECONDS, move_all)
+        interval = settings.SCOUT_DECISION_LOG_SECONDS
+        periodic.start("decision-log-appended", interval, log.share_appended, leased=False)
+        periodic.start("decision-log", interval, move_all)
 
 
 # --- Reading it -----------------------------------------------------------------------------

@@ -300,6 +300,39 @@ def test_moving_the_log_twice_writes_each_decision_and_reward_once(in_process):
     assert decision_log.move_all() == 0
 
 
+def test_a_round_reads_the_streams_appended_to_and_a_sweep_reads_every_stream(
+    in_process, monkeypatch
+):
+    """A worker notes the Tests it appended to and shares them; the mover reads those, and
+    every stream now and then, which finds what a worker that stopped never shared."""
+    shared, forgotten = create(name="shared"), create(name="forgotten")
+    monkeypatch.setattr(decision_log, "_swept_at", time.monotonic())  # no sweep this round
+    decide(shared, "s-1")
+    decide(forgotten, "f-1")
+    with log._appended_lock:
+        log._appended.discard(str(forgotten.id))  # its worker stopped before sharing
+    assert decision_log.move_all() == 1
+    assert LoggedDecision.objects.filter(test=shared).count() == 1
+    assert in_process.xlen(keys.log(str(forgotten.id))) == 1  # waiting, not lost
+    assert log.take_appended() == []  # nothing left to read
+    monkeypatch.setattr(decision_log, "_swept_at", -math.inf)  # the sweep is due
+    assert decision_log.move_all() == 1
+    assert LoggedDecision.objects.filter(test=forgotten).count() == 1
+    assert in_process.xlen(keys.log(str(forgotten.id))) == 0
+
+
+def test_what_a_round_could_not_move_is_read_first_in_the_next(in_process, monkeypatch):
+    test = create()
+    monkeypatch.setattr(decision_log, "_swept_at", time.monotonic())
+    decide(test, "late-1")
+    monkeypatch.setattr(decision_log, "ROUND_SECONDS", 0.0)  # a round with no time left
+    assert decision_log.move_all() == 0
+    assert log.take_appended() == [str(test.id)]  # said again, for the next round
+    log.mark_appended([str(test.id)])
+    monkeypatch.setattr(decision_log, "ROUND_SECONDS", 5.0)
+    assert decision_log.move_all() == 1
+
+
 def test_a_ranked_decision_logs_the_reward_of_its_first_variant(in_process):
     test = create(variants={0: "Blue", 1: "Green", 2: "Red"})
     ranking = services.recommend(

@@ -111,6 +111,7 @@ def record_decision(
         raise keys.TestMissing(test_id)
     if variant == -3:
         raise keys.DefinitionMoved(test_id)
+    log.appended(test_id)
     if overflow:
         count(FEATURE_OVERFLOW, amount=overflow)
     version = learned.decode() if isinstance(learned, bytes) else None  # Lua false: none yet

@@ -57,6 +57,9 @@ T the tag):
 - `P:T:tp:<bucket>` and `P:T:tu:<bucket>`: the prediction and reward trails, one hash per time
                     bucket, expiring after the Test's trail window.
 
+One key belongs to no Test: `P:log-appended`, the set of Tests whose streams workers appended
+to since the worker that moves the log last took it (bandit.state.log.share_appended).
+
 The meta, stats, learn, vocab and fa hashes (`DURABLE`) are checkpointed to the database
 (bandit.checkpoints) and written back by `durable.restore_test` when Redis lost them.
 """
@@ -86,6 +89,10 @@ class TestMissing(Exception):
 
 def tag(test_id: str) -> str:
     return key(f"{{{test_id}}}")
+
+
+def log_appended() -> str:
+    return key("log-appended")
 
 
 def meta(test_id: str) -> str:

@@ -7,17 +7,30 @@ client was answered, and the request path never writes to the database. An entry
 time Redis appended it (milliseconds) and a sequence number; the stream keeps at most
 SCOUT_DECISION_LOG_BACKLOG entries, the oldest going first, for a database that cannot take
 them for a while.
+
+So that the worker that moves the log reads the streams that have entries, not every Test's,
+each worker notes the Tests it appended to (`appended`, in memory, on the request path) and
+adds them to one shared set every SCOUT_DECISION_LOG_SECONDS (`share_appended`, one SADD);
+the mover takes the set (`take_appended`). A worker that stops before it shares loses nothing
+but the note: the mover also reads every stream now and then (bandit.decision_log).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from bandit.state import keys
 from core.redis_client import connection, guarded
+
+# The Tests whose streams this worker appended to since it last shared them.
+_appended: set[str] = set()
+_appended_lock = threading.Lock()
 
 
 def backlog() -> int:
@@ -25,6 +38,55 @@ def backlog() -> int:
     if settings.SCOUT_DECISION_LOG_DAYS <= 0:
         return 0
     return int(settings.SCOUT_DECISION_LOG_BACKLOG)
+
+
+def appended(test_id: str) -> None:
+    """A decision or reward script ran for the Test and may have appended to its stream."""
+    with _appended_lock:
+        _appended.add(test_id)
+
+
+@guarded
+def share_appended() -> int:
+    """Add the Tests this worker appended to since it last did to the shared set (one SADD);
+    answer how many. Kept for the next time when Redis cannot take them."""
+    global _appended
+    with _appended_lock:
+        taken, _appended = _appended, set()
+    if not taken:
+        return 0
+    try:
+        mark_appended(taken)
+    except RedisError:
+        with _appended_lock:
+            _appended |= taken
+        raise
+    return len(taken)
+
+
+@guarded
+def mark_appended(test_ids: Collection[str]) -> None:
+    """Say that these Tests' streams have entries to move."""
+    if test_ids:
+        connection().sadd(keys.log_appended(), *test_ids)
+
+
+# Tests taken out of the shared set per command.
+_TAKEN_AT_ONCE = 10_000
+
+
+@guarded
+def take_appended() -> list[str]:
+    """The Tests whose streams were appended to since the last call, taken out of the shared
+    set (SPOP: each member is taken once, whichever worker takes it; one added meanwhile
+    stays for the next call)."""
+    client, name = connection(), keys.log_appended()
+    taken: list[str] = []
+    while True:
+        members = cast(list[bytes], client.spop(name, _TAKEN_AT_ONCE) or [])
+        taken += [member.decode() for member in members]
+        if len(members) < _TAKEN_AT_ONCE:
+            return sorted(taken)
 
 
 @dataclass(frozen=True)

@@ -156,6 +156,7 @@ def _run(
         raise keys.DefinitionMoved(test_id)
     if results == [-4]:
         raise keys.NotStarted(test_id)
+    log.appended(test_id)
     *pairs, overflow = results  # the script appends the features it had to ignore
     if overflow:
         count(FEATURE_OVERFLOW, amount=overflow)
