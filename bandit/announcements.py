@@ -65,10 +65,10 @@ def check_winners() -> int:
     """Look for a winner in each Test that learned since the last look; store it and announce
     WINNER_FOUND when it is found or changes. Answers how many were announced."""
     tests = {str(test.id): test for test in Test.objects.all()}
-    counters = reads.counters(list(tests))
+    counts = reads.reward_counts(list(tests))
     announced = 0
     for test_id, test in tests.items():
-        rewards = counters[test_id].total_updates
+        rewards = counts[test_id]
         if rewards < settings.SCOUT_WINNER_MINIMUM_REWARDS or _rewards_seen.get(test_id) == rewards:
             continue
         _rewards_seen[test_id] = rewards

@@ -10,7 +10,7 @@ import pytest
 from bandit import changes, checkpoints, defaults, selectors, services, snapshots
 from bandit.models import Test
 from bandit.services import EntryRefused, RewardInput
-from bandit.state import keys, rewards
+from bandit.state import keys, reads, rewards
 from core.errors import InvalidInput, NotFound
 from system import config
 from system.audit import Actor
@@ -95,6 +95,16 @@ def test_a_decision_is_stored_under_its_request_id_and_rewarded_by_it(in_process
     # The stored context taught the model: the feature analysis knows the device.
     features = details["context_feature_analysis"]["features"]
     assert [(f["key"], f["value"]) for f in features] == [("device", "mobile")]
+
+
+def test_a_tests_reward_count_is_what_its_counters_add_up(in_process):
+    test, other = create(), create(name="Idle")
+    for i in range(3):
+        decide(test, f"count-{i}", device="mobile")
+    reward(test, *(entry(i, 1.0, request_id=f"count-{i}") for i in range(3)))
+    ids = [str(test.id), str(other.id), "00000000-0000-4000-8000-000000000000"]
+    assert reads.reward_counts(ids) == {ids[0]: 3, ids[1]: 0, ids[2]: 0}
+    assert reads.counters(ids[:1])[ids[0]].total_updates == 3
 
 
 def test_each_entry_of_a_batch_succeeds_or_fails_on_its_own(in_process):

@@ -100,6 +100,22 @@ def counters(test_ids: Sequence[str]) -> dict[str, Counters]:
     return {test_id: _counters(*replies[3 * i : 3 * i + 3]) for i, test_id in enumerate(test_ids)}
 
 
+@guarded
+def reward_counts(test_ids: Sequence[str]) -> dict[str, int]:
+    """Each Test's count of rewards (what `Counters.total_updates` adds up), in one round
+    trip of one field per Test: what a periodic look at every Test can afford."""
+    if not test_ids:
+        return {}
+    pipe = connection().pipeline(transaction=False)
+    for test_id in test_ids:
+        pipe.hget(keys.learn(test_id), "u")
+    replies = pipe.execute()
+    return {
+        test_id: int(float(reply)) if reply else 0
+        for test_id, reply in zip(test_ids, replies, strict=True)
+    }
+
+
 @dataclass(frozen=True)
 class TrailBucket:
     start: int  # epoch seconds at the start of the bucket
