@@ -17,7 +17,6 @@ but the note: the mover also reads every stream now and then (bandit.decision_lo
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -28,9 +27,9 @@ from redis.exceptions import RedisError
 from bandit.state import keys
 from core.redis_client import connection, guarded
 
-# The Tests whose streams this worker appended to since it last shared them.
+# The Tests whose streams this worker appended to since it last shared them. No lock: adding
+# to a set, copying it and removing a copy's members from it are each one step under the GIL.
 _appended: set[str] = set()
-_appended_lock = threading.Lock()
 
 
 def backlog() -> int:
@@ -42,7 +41,7 @@ def backlog() -> int:
 
 def appended(test_id: str) -> None:
     """A decision or reward script ran for the Test and may have appended to its stream."""
-    with _appended_lock:
+    if settings.SCOUT_DECISION_LOG_DAYS > 0:
         _appended.add(test_id)
 
 
@@ -50,16 +49,15 @@ def appended(test_id: str) -> None:
 def share_appended() -> int:
     """Add the Tests this worker appended to since it last did to the shared set (one SADD);
     answer how many. Kept for the next time when Redis cannot take them."""
-    global _appended
-    with _appended_lock:
-        taken, _appended = _appended, set()
+    taken = set(_appended)
+    # A Test noted again meanwhile is among those shared now, and its entries are read after.
+    _appended.difference_update(taken)
     if not taken:
         return 0
     try:
         mark_appended(taken)
     except RedisError:
-        with _appended_lock:
-            _appended |= taken
+        _appended.update(taken)
         raise
     return len(taken)
 
