@@ -124,10 +124,19 @@ def test_changing_the_window_holds_from_the_next_decision_and_off_still_closes_w
 def test_every_decision_counts_exactly_once_when_rewards_race_the_closing_of_windows():
     """Rewards sent from several threads while several closers close the same windows: each
     decision counts its reward or the default, never both, never neither."""
-    test = create(reward_window_seconds=1, default_reward=0.0)
+    window = 2
+    test = create(reward_window_seconds=window, default_reward=0.0)
     n = 300
+    first = time.monotonic()
     for i in range(n):
         decide(test, f"d-{i}")
+    spread = time.monotonic() - first  # the windows close over as long as the deciding took
+    # The rewards, in the order of the decisions, begin shortly before the first window closes
+    # and go on past the last one, however fast this machine decides.
+    pace = max(0.006, (spread + 0.4) / (n / 6))
+    begin = first + window - 0.15
+    assert begin > time.monotonic(), f"deciding took {spread:.2f} s, longer than the window"
+    closers_until = begin + 0.5 + spread + window
     answered: list[int] = []
     late: list[int] = []
     defaulted: list[int] = []
@@ -137,20 +146,20 @@ def test_every_decision_counts_exactly_once_when_rewards_race_the_closing_of_win
     def send(start: int) -> None:
         # Rewards for every other decision, spread across the moment the windows close.
         try:
+            time.sleep(max(0.0, begin - time.monotonic()))
             for i in range(start, n, 6):
                 report = reward_in_process(test, entry(0, 1.0, request_id=f"d-{i}"))
                 with lock:
                     answered.extend([i] * report.processed)
                     late.extend([i] * len(report.errors))
-                time.sleep(0.006)
+                time.sleep(pace)
         except BaseException as exc:
             failures.append(exc)
 
     def close() -> None:
         # Each closer as a worker of its own would: every one sees every due window.
         try:
-            deadline = time.monotonic() + 3
-            while time.monotonic() < deadline:
+            while time.monotonic() < closers_until:
                 closed = windows.close_test(test)
                 with lock:
                     defaulted.append(closed)
@@ -160,7 +169,6 @@ def test_every_decision_counts_exactly_once_when_rewards_race_the_closing_of_win
 
     threads = [threading.Thread(target=send, args=(s,)) for s in (0, 2, 4)]
     threads += [threading.Thread(target=close) for _ in range(3)]
-    time.sleep(0.7)  # the first rewards come in time, the last ones late
     for thread in threads:
         thread.start()
     for thread in threads:
