@@ -214,7 +214,26 @@ def noisy(horizon: int, variants: int) -> Environment:
     )
 
 
+def noisy_context(horizon: int, variants: int) -> Environment:
+    """`noisy`, with the context of `numeric` that says nothing about the rates: a contextual
+    model must not lock onto a worse variant by trusting what it fitted to noise."""
+    rates = np.array([0.04] * (variants - 1) + [0.05])
+    return Environment(
+        f"noisyctx{variants}",
+        f"{variants} variants, one at 5% and the others at 4%, whatever the context",
+        variants,
+        horizon,
+        1,
+        numeric(horizon).draw_contexts,
+        lambda context, t: rates,
+        categorical={"segment": ["a", "b", "c"]},
+        numeric=NUMERIC_FEATURES,
+    )
+
+
 def environment(name: str, horizon: int) -> Environment:
+    if name.startswith("noisyctx") and name[8:].isdigit():
+        return noisy_context(horizon, int(name[8:]))
     if name.startswith("noisy") and name[5:].isdigit():
         return noisy(horizon, int(name[5:]))
     return next(env for env in environments(horizon) if env.name == name)
@@ -640,7 +659,11 @@ def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
-    parser.add_argument("environments", nargs="+", help="names; noisyK: K variants, 5% vs 4%")
+    parser.add_argument(
+        "environments",
+        nargs="+",
+        help="names; noisyK: K variants, 5%% vs 4%%; noisyctxK: the same with an idle context",
+    )
     parser.add_argument("--seeds", type=int, default=24)
     parser.add_argument("--horizon", type=int, default=5_000)
     parser.add_argument("--sampling", choices=policy.SAMPLING_RULES, default=policy.FOCUSED)

@@ -19,6 +19,27 @@ def test_a_noisy_environment_has_one_best_variant_and_the_policy_finds_it():
     assert 0 < regret[-1] <= 0.01 * env.horizon + 1e-9
 
 
+def test_a_noisy_contextual_environment_has_contexts_that_say_nothing():
+    env = quality.environment("noisyctx2", 1000)
+    contexts = env.draw_contexts(np.random.default_rng(2), 50)
+    assert env.name == "noisyctx2" and env.arms == 2 and env.numeric == quality.NUMERIC_FEATURES
+    assert all(set(c) == {*quality.NUMERIC_FEATURES, "segment"} for c in contexts)
+    assert all(np.array_equal(env.probabilities(c, 0), [0.04, 0.05]) for c in contexts)
+
+
+def test_the_command_line_explains_itself():
+    import subprocess
+    import sys
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "benchmarks.quality", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "noisyctxK" in shown.stdout and "--forgetting" in shown.stdout
+
+
 def test_settings_change_how_the_simulated_policy_learns():
     """The same seed with the defaults and with the former defaults: with 50 variants the
     defaults spend less, which the README's table reports over 64 seeds."""
