@@ -45,6 +45,20 @@ class _Written:
     history_at: dt.datetime | None
 
 
+COPY_FIELDS = ["data", "taken_at", "total_updates", "total_predictions"]
+HISTORY_FIELDS = ["history_at", "history_updates", "history_predictions"]
+
+
+def _upsert(rows: list[Checkpoint], fields: list[str]) -> None:
+    """Write a chunk's checkpoints in one statement (INSERT ... ON CONFLICT DO UPDATE of
+    `fields`): with 10,000 Tests decided for, a round writes 10,000 checkpoints, and two
+    statements for each took the checkpointing worker's time from its requests."""
+    if rows:
+        Checkpoint.objects.bulk_create(
+            rows, update_conflicts=True, unique_fields=["test"], update_fields=fields
+        )
+
+
 def checkpoint_all() -> int:
     """Copy every Test that changed since its last checkpoint, and add a history snapshot
     (bandit.history) for every Test whose totals moved since its last one, once that is
@@ -83,26 +97,29 @@ def checkpoint_all() -> int:
         with transaction.atomic():
             existing = {str(pk) for pk in lock_existing(list(exported))}
             snapshots = []
+            copies: dict[bool, list[Checkpoint]] = {False: [], True: []}  # by historic
             for test_id, hashes in exported.items():
                 if test_id not in existing:  # deleted meanwhile
                     continue
                 updates, predictions = _totals(hashes)
-                fields: dict[str, object] = {
-                    "data": hashes,
-                    "taken_at": now,
-                    "total_updates": updates,
-                    "total_predictions": predictions,
-                }
+                copy = Checkpoint(
+                    test_id=tests[test_id],
+                    data=hashes,
+                    taken_at=now,
+                    total_updates=updates,
+                    total_predictions=predictions,
+                )
                 if test_id in historic:
-                    fields.update(
-                        history_at=now, history_updates=updates, history_predictions=predictions
-                    )
+                    copy.history_at = now
+                    copy.history_updates, copy.history_predictions = updates, predictions
                     snapshots.append(
                         MetricSnapshot(
                             test_id=tests[test_id], taken_at=now, totals=history.totals_of(hashes)
                         )
                     )
-                Checkpoint.objects.update_or_create(test_id=tests[test_id], defaults=fields)
+                copies[test_id in historic].append(copy)
+            for historic_too, rows in copies.items():
+                _upsert(rows, COPY_FIELDS + (HISTORY_FIELDS if historic_too else []))
             MetricSnapshot.objects.bulk_create(snapshots)
     history.purge_if_due()
     return len(changed)

@@ -157,8 +157,10 @@ def many_tests(*, tests: int, seconds: float, rounds: int, log: Callable[[str], 
                 body = {"cb_model_id": test_id, "context": {"device": "mobile", "plan": "a"}}
                 client.post("/api/fetch_recommended_variant", json=body).raise_for_status()
         one = ids[0]
-        # Warm every worker: about four decisions per Test and worker at this machine's rate,
-        # so that the rounds measure Tests every worker has seen, not first loads.
+        # Warm the workers: about four decisions per Test at this machine's rate, one per
+        # worker on average, which leaves each worker about a third of the Tests to load in
+        # the rounds (a worker keeps every Test it loaded): the rounds include first loads, as
+        # a server's first minutes with 10,000 Tests do, and later rounds fewer of them.
         serving.run_wrk(scout, str(ids_file), "spread", 32, max(seconds, tests // 250))
         rates: dict[str, list[float]] = {"one": [], "spread": []}
         p99: dict[str, list[float]] = {"one": [], "spread": []}

@@ -160,6 +160,34 @@ def test_a_test_that_redis_lost_is_refilled_before_it_is_read(in_process):
     assert details["total_updates"] == 1 and details["total_predictions"] == 1
 
 
+def test_checkpoints_of_many_tests_are_written_a_chunk_at_a_time(in_process):
+    """The statements of a round do not grow with the Tests it copies, and a second round
+    writes over the first one's copies."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from bandit.models import Checkpoint
+
+    many = [create() for _ in range(30)]
+    for n, test in enumerate(many):
+        decide(test, f"visit-{n}")
+    with CaptureQueriesContext(connection) as first:
+        assert checkpoints.checkpoint_all() == 30
+    for n, test in enumerate(many[:20]):
+        reward(test, entry(0, 1.0, request_id=f"visit-{n}"))
+    with CaptureQueriesContext(connection) as second:
+        assert checkpoints.checkpoint_all() == 20
+    assert len(first) < 15 and len(second) < 15, [q["sql"][:80] for q in second]
+    copies = {str(c.test_id): c for c in Checkpoint.objects.all()}
+    assert len(copies) == 30
+    for n, test in enumerate(many):
+        assert (copies[str(test.id)].total_updates, copies[str(test.id)].total_predictions) == (
+            int(n < 20),
+            1,
+        )
+    assert checkpoints.checkpoint_all() == 0  # nothing changed since
+
+
 def test_deleting_removes_the_definition_and_every_key(in_process):
     test = create()
     decide(test, "visit-1")
