@@ -200,40 +200,30 @@ def environments(horizon: int) -> list[Environment]:
     ]
 
 
-def noisy(horizon: int, variants: int) -> Environment:
-    """A hard Test for lock-in: one variant at 5%, the others at 4%. Not among the seven."""
+def noisy(horizon: int, variants: int, *, context: bool = False) -> Environment:
+    """A hard Test for lock-in: one variant at 5%, the others at 4%. Not among the seven.
+    With `context`, visitors bring the context of `numeric`, which says nothing about the
+    rates: a contextual model must not lock onto a worse variant by trusting what it fitted
+    to noise."""
     rates = np.array([0.04] * (variants - 1) + [0.05])
+    contexts = numeric(horizon) if context else None
     return Environment(
-        f"noisy{variants}",
-        f"{variants} variants, one at 5% and the others at 4%",
+        f"noisyctx{variants}" if context else f"noisy{variants}",
+        f"{variants} variants, one at 5% and the others at 4%"
+        + (", whatever the context" if context else ""),
         variants,
         horizon,
         1,
-        _no_context,
+        contexts.draw_contexts if contexts else _no_context,
         lambda context, t: rates,
-    )
-
-
-def noisy_context(horizon: int, variants: int) -> Environment:
-    """`noisy`, with the context of `numeric` that says nothing about the rates: a contextual
-    model must not lock onto a worse variant by trusting what it fitted to noise."""
-    rates = np.array([0.04] * (variants - 1) + [0.05])
-    return Environment(
-        f"noisyctx{variants}",
-        f"{variants} variants, one at 5% and the others at 4%, whatever the context",
-        variants,
-        horizon,
-        1,
-        numeric(horizon).draw_contexts,
-        lambda context, t: rates,
-        categorical={"segment": ["a", "b", "c"]},
-        numeric=NUMERIC_FEATURES,
+        categorical=contexts.categorical if contexts else {},
+        numeric=contexts.numeric if contexts else [],
     )
 
 
 def environment(name: str, horizon: int) -> Environment:
     if name.startswith("noisyctx") and name[8:].isdigit():
-        return noisy_context(horizon, int(name[8:]))
+        return noisy(horizon, int(name[8:]), context=True)
     if name.startswith("noisy") and name[5:].isdigit():
         return noisy(horizon, int(name[5:]))
     return next(env for env in environments(horizon) if env.name == name)
